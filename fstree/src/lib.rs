@@ -1,0 +1,516 @@
+//! A deterministic, in-memory filesystem tree.
+//!
+//! Everything hull builds on the host (package layers, container root
+//! filesystems, the guest's root) is first assembled as a [`Tree`]: a sorted map
+//! from a relative path to an [`Entry`]. Sorting and fixed timestamps are what
+//! make outputs byte-identical from one build to the next; the writers (tar
+//! here, cpio in `hull-initrd`) only walk the map in order.
+//!
+//! Paths are relative, `/`-separated, without a leading slash and without `.`
+//! or `..` components; [`Tree::insert`] creates missing parent directories.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Component, Path, PathBuf};
+
+/// What a path in the tree is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    File(Vec<u8>),
+    Dir,
+    Symlink(PathBuf),
+    /// A hard link to another regular file of the same tree (path relative to the root).
+    Hardlink(PathBuf),
+}
+
+/// One entry: its kind plus the metadata that survives into every output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: Kind,
+    /// Permission bits only (for example `0o755`); the file type comes from `kind`.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Entry {
+    pub fn file(data: impl Into<Vec<u8>>, mode: u32) -> Self {
+        Entry {
+            kind: Kind::File(data.into()),
+            mode,
+            uid: 0,
+            gid: 0,
+        }
+    }
+    pub fn dir(mode: u32) -> Self {
+        Entry {
+            kind: Kind::Dir,
+            mode,
+            uid: 0,
+            gid: 0,
+        }
+    }
+    pub fn symlink(target: impl Into<PathBuf>) -> Self {
+        Entry {
+            kind: Kind::Symlink(target.into()),
+            mode: 0o777,
+            uid: 0,
+            gid: 0,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError {
+    #[error("path {0:?} escapes the root or is not a plain relative path")]
+    BadPath(PathBuf),
+    #[error("{0:?} is in the way: it is not a directory")]
+    NotADirectory(PathBuf),
+    #[error("reading tar entry: {0}")]
+    Tar(#[source] std::io::Error),
+    #[error("writing tar: {0}")]
+    Write(#[source] std::io::Error),
+    #[error("hard link {link:?} points at {target:?}, which is not a regular file in the tree")]
+    BadHardlink { link: PathBuf, target: PathBuf },
+}
+
+/// Normalises `path` to the tree's form: relative, no `.`/`..`, no leading `/`.
+/// Returns `None` for paths that would escape the root (`..` above the top).
+pub fn clean_path(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            Component::ParentDir => return None,
+            Component::Normal(n) => out.push(n),
+        }
+    }
+    Some(out)
+}
+
+/// A sorted tree of entries. The root itself is implicit (mode 0755, root-owned).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tree {
+    entries: BTreeMap<PathBuf, Entry>,
+}
+
+impl Tree {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn get(&self, path: impl AsRef<Path>) -> Option<&Entry> {
+        clean_path(path.as_ref()).and_then(|p| self.entries.get(&p))
+    }
+
+    pub fn contains(&self, path: impl AsRef<Path>) -> bool {
+        self.get(path).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Entries in path order (parents before children).
+    pub fn iter(&self) -> impl Iterator<Item = (&PathBuf, &Entry)> {
+        self.entries.iter()
+    }
+
+    /// Follows symlinks in the *parent* directories of `path` (not the last
+    /// component), staying inside the tree: absolute targets are taken as
+    /// relative to the tree's root. This is how a layer or a package that
+    /// writes `bin/sh` into a tree where `bin -> usr/bin` lands in `usr/bin/sh`.
+    pub fn resolve_parent(&self, path: &Path) -> Option<PathBuf> {
+        let clean = clean_path(path)?;
+        let mut resolved = PathBuf::new();
+        let comps: Vec<_> = clean.components().collect();
+        let mut hops = 0;
+        for (i, c) in comps.iter().enumerate() {
+            resolved.push(c);
+            if i + 1 == comps.len() {
+                break;
+            }
+            while let Some(Entry {
+                kind: Kind::Symlink(target),
+                ..
+            }) = self.entries.get(&resolved)
+            {
+                hops += 1;
+                if hops > 40 {
+                    return None;
+                }
+                let base = if target.is_absolute() {
+                    PathBuf::new()
+                } else {
+                    resolved.parent().map(Path::to_path_buf).unwrap_or_default()
+                };
+                resolved = normalize_within(&base.join(target))?;
+            }
+        }
+        Some(resolved)
+    }
+
+    /// Inserts `entry` at `path` (following symlinked parents, creating missing
+    /// parent directories with mode 0755). An existing entry is replaced, except
+    /// that a directory placed over a directory only updates its metadata.
+    pub fn insert(&mut self, path: impl AsRef<Path>, entry: Entry) -> Result<(), TreeError> {
+        let path = path.as_ref();
+        let p = self
+            .resolve_parent(path)
+            .ok_or_else(|| TreeError::BadPath(path.into()))?;
+        if p.as_os_str().is_empty() {
+            // The root itself: nothing to store.
+            return Ok(());
+        }
+        self.ensure_parents(&p)?;
+        if matches!(entry.kind, Kind::Dir) {
+            if let Some(old) = self.entries.get(&p) {
+                if !matches!(old.kind, Kind::Dir) {
+                    self.remove(&p);
+                }
+            }
+        } else if let Some(Entry {
+            kind: Kind::Dir, ..
+        }) = self.entries.get(&p)
+        {
+            self.remove(&p);
+        }
+        self.entries.insert(p, entry);
+        Ok(())
+    }
+
+    /// Creates a directory (and its parents) unless it exists.
+    pub fn mkdir_all(&mut self, path: impl AsRef<Path>, mode: u32) -> Result<(), TreeError> {
+        let path = path.as_ref();
+        let p = self
+            .resolve_parent(path)
+            .ok_or_else(|| TreeError::BadPath(path.into()))?;
+        if p.as_os_str().is_empty() {
+            return Ok(());
+        }
+        self.ensure_parents(&p)?;
+        match self.entries.get(&p) {
+            Some(Entry {
+                kind: Kind::Dir, ..
+            }) => Ok(()),
+            Some(Entry {
+                kind: Kind::Symlink(_),
+                ..
+            }) => {
+                // A symlink to a directory is fine for callers that only need the path to exist.
+                Ok(())
+            }
+            Some(_) => Err(TreeError::NotADirectory(p)),
+            None => {
+                self.entries.insert(p, Entry::dir(mode));
+                Ok(())
+            }
+        }
+    }
+
+    fn ensure_parents(&mut self, p: &Path) -> Result<(), TreeError> {
+        let mut cur = PathBuf::new();
+        let comps: Vec<_> = p.components().collect();
+        for c in &comps[..comps.len().saturating_sub(1)] {
+            cur.push(c);
+            match self.entries.get(&cur) {
+                None => {
+                    self.entries.insert(cur.clone(), Entry::dir(0o755));
+                }
+                Some(Entry {
+                    kind: Kind::Dir, ..
+                })
+                | Some(Entry {
+                    kind: Kind::Symlink(_),
+                    ..
+                }) => {}
+                Some(_) => return Err(TreeError::NotADirectory(cur)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `path` and, if it is a directory, everything below it.
+    pub fn remove(&mut self, path: impl AsRef<Path>) {
+        let Some(p) = clean_path(path.as_ref()) else {
+            return;
+        };
+        self.entries.remove(&p);
+        let below: Vec<PathBuf> = self
+            .entries
+            .range(p.clone()..)
+            .take_while(|(k, _)| k.starts_with(&p))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in below {
+            self.entries.remove(&k);
+        }
+    }
+
+    /// Removes everything below `path` but keeps `path` itself (an opaque whiteout).
+    pub fn clear_dir(&mut self, path: impl AsRef<Path>) {
+        let Some(p) = clean_path(path.as_ref()) else {
+            return;
+        };
+        let below: Vec<PathBuf> = self
+            .entries
+            .range(p.clone()..)
+            .skip_while(|(k, _)| **k == p)
+            .take_while(|(k, _)| k.starts_with(&p))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in below {
+            self.entries.remove(&k);
+        }
+    }
+
+    /// Copies every entry of `other` into this tree, placed under `prefix`.
+    pub fn merge(&mut self, other: &Tree, prefix: impl AsRef<Path>) -> Result<(), TreeError> {
+        let prefix = prefix.as_ref();
+        for (path, entry) in other.iter() {
+            let mut entry = entry.clone();
+            if let Kind::Hardlink(t) = &entry.kind {
+                entry.kind = Kind::Hardlink(prefix.join(t));
+            }
+            self.insert(prefix.join(path), entry)?;
+        }
+        Ok(())
+    }
+
+    /// A subtree: the entries below `prefix`, re-rooted at it.
+    pub fn subtree(&self, prefix: impl AsRef<Path>) -> Tree {
+        let Some(p) = clean_path(prefix.as_ref()) else {
+            return Tree::new();
+        };
+        let mut out = Tree::new();
+        for (k, v) in self
+            .entries
+            .range(p.clone()..)
+            .take_while(|(k, _)| k.starts_with(&p))
+        {
+            if let Ok(rel) = k.strip_prefix(&p) {
+                if !rel.as_os_str().is_empty() {
+                    out.entries.insert(rel.to_path_buf(), v.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Applies one OCI/Docker layer (an uncompressed tar stream) on top of this
+    /// tree: whiteouts (`.wh.NAME`) delete, opaque markers (`.wh..wh..opq`) clear
+    /// a directory, and no entry may land outside the root. Device nodes and
+    /// FIFOs are skipped (the guest's /dev is a devtmpfs); their paths are returned.
+    pub fn apply_tar<R: Read>(&mut self, reader: R) -> Result<Vec<PathBuf>, TreeError> {
+        let mut skipped = Vec::new();
+        let mut archive = tar::Archive::new(reader);
+        for entry in archive.entries().map_err(TreeError::Tar)? {
+            let mut entry = entry.map_err(TreeError::Tar)?;
+            let raw = entry.path().map_err(TreeError::Tar)?.into_owned();
+            let path = clean_path(&raw).ok_or_else(|| TreeError::BadPath(raw.clone()))?;
+            if path.as_os_str().is_empty() {
+                continue;
+            }
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            if name == ".wh..wh..opq" {
+                if let Some(dir) = self
+                    .resolve_parent(&parent.join("x"))
+                    .and_then(|p| p.parent().map(Path::to_path_buf))
+                {
+                    self.clear_dir(dir);
+                }
+                continue;
+            }
+            if let Some(victim) = name.strip_prefix(".wh.") {
+                if let Some(p) = self.resolve_parent(&parent.join(victim)) {
+                    self.remove(p);
+                }
+                continue;
+            }
+            let header = entry.header();
+            let mode = header.mode().map_err(TreeError::Tar)? & 0o7777;
+            let uid = header.uid().map_err(TreeError::Tar)? as u32;
+            let gid = header.gid().map_err(TreeError::Tar)? as u32;
+            let kind = match header.entry_type() {
+                tar::EntryType::Directory => Kind::Dir,
+                tar::EntryType::Symlink => {
+                    let t = entry
+                        .link_name()
+                        .map_err(TreeError::Tar)?
+                        .unwrap_or_default()
+                        .into_owned();
+                    Kind::Symlink(t)
+                }
+                tar::EntryType::Link => {
+                    let t = entry
+                        .link_name()
+                        .map_err(TreeError::Tar)?
+                        .unwrap_or_default()
+                        .into_owned();
+                    let t = clean_path(&t).ok_or_else(|| TreeError::BadPath(t.clone()))?;
+                    let t = self.resolve_parent(&t).unwrap_or(t);
+                    if !matches!(
+                        self.entries.get(&t),
+                        Some(Entry {
+                            kind: Kind::File(_),
+                            ..
+                        })
+                    ) {
+                        return Err(TreeError::BadHardlink {
+                            link: path,
+                            target: t,
+                        });
+                    }
+                    Kind::Hardlink(t)
+                }
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    let mut data = Vec::with_capacity(entry.size() as usize);
+                    entry.read_to_end(&mut data).map_err(TreeError::Tar)?;
+                    Kind::File(data)
+                }
+                tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                    skipped.push(path);
+                    continue;
+                }
+                _ => continue, // pax/gnu metadata entries are consumed by the tar crate
+            };
+            self.insert(
+                &path,
+                Entry {
+                    kind,
+                    mode,
+                    uid,
+                    gid,
+                },
+            )?;
+        }
+        Ok(skipped)
+    }
+
+    /// Writes the tree as a tar stream, sorted, with every mtime set to `mtime`
+    /// (SOURCE_DATE_EPOCH), so that equal trees give byte-identical archives.
+    pub fn write_tar<W: Write>(&self, writer: W, mtime: u64) -> Result<W, TreeError> {
+        let mut b = tar::Builder::new(writer);
+        b.mode(tar::HeaderMode::Deterministic);
+        for (path, e) in &self.entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_mtime(mtime);
+            h.set_uid(e.uid as u64);
+            h.set_gid(e.gid as u64);
+            h.set_mode(e.mode);
+            match &e.kind {
+                Kind::File(data) => {
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_size(data.len() as u64);
+                    b.append_data(&mut h, path, data.as_slice())
+                        .map_err(TreeError::Write)?;
+                }
+                Kind::Dir => {
+                    h.set_entry_type(tar::EntryType::Directory);
+                    h.set_size(0);
+                    b.append_data(&mut h, path, std::io::empty())
+                        .map_err(TreeError::Write)?;
+                }
+                Kind::Symlink(t) => {
+                    h.set_entry_type(tar::EntryType::Symlink);
+                    h.set_size(0);
+                    b.append_link(&mut h, path, t).map_err(TreeError::Write)?;
+                }
+                Kind::Hardlink(t) => {
+                    h.set_entry_type(tar::EntryType::Link);
+                    h.set_size(0);
+                    b.append_link(&mut h, path, t).map_err(TreeError::Write)?;
+                }
+            }
+        }
+        b.into_inner().map_err(TreeError::Write)
+    }
+}
+
+/// Normalises `..` inside the tree without ever going above its root.
+fn normalize_within(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_follows_symlinked_parents() {
+        let mut t = Tree::new();
+        t.insert("usr/bin", Entry::dir(0o755)).unwrap();
+        t.insert("bin", Entry::symlink("usr/bin")).unwrap();
+        t.insert("bin/sh", Entry::file(b"x".to_vec(), 0o755))
+            .unwrap();
+        assert!(t.contains("usr/bin/sh"));
+        assert!(!t.entries.contains_key(Path::new("bin/sh")));
+    }
+
+    #[test]
+    fn absolute_symlink_stays_inside() {
+        let mut t = Tree::new();
+        t.insert("evil", Entry::symlink("/../../etc")).unwrap();
+        t.insert("evil/passwd", Entry::file(b"x".to_vec(), 0o644))
+            .unwrap();
+        assert!(t.contains("etc/passwd"));
+    }
+
+    #[test]
+    fn tar_roundtrip_is_deterministic_and_whiteouts_apply() {
+        let mut t = Tree::new();
+        t.insert("a/b", Entry::file(b"hello".to_vec(), 0o644))
+            .unwrap();
+        t.insert("a/c", Entry::file(b"bye".to_vec(), 0o600))
+            .unwrap();
+        let one = t.write_tar(Vec::new(), 0).unwrap();
+        let two = t.clone().write_tar(Vec::new(), 0).unwrap();
+        assert_eq!(one, two);
+        let mut back = Tree::new();
+        back.apply_tar(one.as_slice()).unwrap();
+        assert_eq!(back, t);
+
+        let mut layer = Tree::new();
+        layer
+            .insert("a/.wh.b", Entry::file(Vec::new(), 0o644))
+            .unwrap();
+        back.apply_tar(layer.write_tar(Vec::new(), 0).unwrap().as_slice())
+            .unwrap();
+        assert!(!back.contains("a/b"));
+        assert!(back.contains("a/c"));
+    }
+
+    #[test]
+    fn dotdot_in_layer_is_refused() {
+        let mut raw = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        // set_path refuses "..", so write the name bytes directly as a hostile tool would.
+        h.as_old_mut().name[..9].copy_from_slice(b"../escape");
+        h.set_cksum();
+        raw.append(&h, &b"x"[..]).unwrap();
+        let data = raw.into_inner().unwrap();
+        let mut t = Tree::new();
+        assert!(matches!(
+            t.apply_tar(data.as_slice()),
+            Err(TreeError::BadPath(_))
+        ));
+    }
+}
