@@ -1,1 +1,64 @@
-fn main() {}
+//! `hull`: builds minimal, immutable, container-native Linux appliances from
+//! YAML and boots them. Thin: each verb lives in `cmd/`, the work in the
+//! library modules and crates beside it.
+
+mod cache;
+mod cmd;
+mod config;
+mod ocispec;
+mod pkg;
+
+use clap::{Parser, Subcommand};
+
+/// Bad usage or bad input: printed as one line, exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+#[derive(Parser)]
+#[command(name = "hull", version, about = "Build and run minimal, immutable Linux appliances from YAML")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build bootable outputs from YAML files.
+    Build(cmd::build::BuildArgs),
+    /// Run a built image.
+    #[command(subcommand)]
+    Run(RunCmd),
+    /// Build and inspect packages.
+    #[command(subcommand)]
+    Pkg(cmd::pkg::PkgCmd),
+}
+
+#[derive(Subcommand)]
+enum RunCmd {
+    /// Boot a kernel+initrd output in QEMU (TCG when KVM is not usable).
+    Qemu(cmd::run_qemu::RunQemuArgs),
+}
+
+/// SOURCE_DATE_EPOCH when set (reproducible builds), else 0.
+pub fn source_date_epoch() -> u64 {
+    std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Build(a) => cmd::build::run(a).map(|_| 0),
+        Cmd::Run(RunCmd::Qemu(a)) => cmd::run_qemu::run(a),
+        Cmd::Pkg(c) => cmd::pkg::run(c).map(|_| 0),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            let code = if e.downcast_ref::<UsageError>().is_some() { 2 } else { 1 };
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("hull: {}", chain.join(": "));
+            std::process::exit(code);
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! One file per verb.
+pub mod build;
+pub mod pkg;
+pub mod run_qemu;

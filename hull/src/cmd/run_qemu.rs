@@ -1,0 +1,40 @@
+//! `hull run qemu`: boots a `kernel+initrd` output in QEMU.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::UsageError;
+
+#[derive(clap::Args)]
+pub struct RunQemuArgs {
+    /// Guest architecture: x86_64 (amd64) or aarch64 (arm64).
+    #[arg(long, default_value = "x86_64")]
+    pub arch: String,
+    /// Memory in MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub mem: u32,
+    /// Virtual CPUs.
+    #[arg(long, default_value_t = 1)]
+    pub cpus: u32,
+    /// Directory for the QMP socket (default PREFIX-state).
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// For CI: wait (up to SECONDS) until every service is up, press the power
+    /// button, and exit 0 only if the guest came up and powered off by itself.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "300")]
+    pub until_ready: Option<u64>,
+    /// The output prefix given to `hull build` (DIR/NAME).
+    pub prefix: PathBuf,
+}
+
+pub fn run(args: RunQemuArgs) -> anyhow::Result<i32> {
+    let arch: qemu::Arch = args.arch.parse().map_err(|_| UsageError(format!("unknown arch {:?}: use x86_64 (amd64) or aarch64 (arm64)", args.arch)))?;
+    let mut cfg = qemu::VmConfig::from_prefix(&args.prefix, arch).map_err(|e| UsageError(e.to_string()))?;
+    cfg.mem_mib = args.mem;
+    cfg.cpus = args.cpus;
+    if let Some(s) = args.state {
+        cfg.state_dir = s;
+    }
+    let opts = qemu::RunOptions { until_ready: args.until_ready.map(Duration::from_secs) };
+    Ok(qemu::run(&cfg, opts)?)
+}

@@ -1,0 +1,445 @@
+//! Packages: a folder with a `build.yml`, built into an image in the cache
+//! without Docker. Sources combine, in order, into one deterministic layer:
+//! Debian packages for the target arch, binaries built from this workspace
+//! (static musl), and files from the folder. The tag hashes everything the
+//! build reads, so an unchanged package is never rebuilt.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use fstree::{Entry, Kind, Tree};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::cache::Cache;
+
+/// Bumped when the way packages are built changes, so old builds are not reused.
+const BUILDER_VERSION: &str = "hull-pkg-1";
+const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
+const DEFAULT_SUITE: &str = "bookworm";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PkgError {
+    #[error("{0}: no build.yml here; a package is a folder with a build.yml")]
+    NotAPackage(PathBuf),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Yaml(#[from] crate::config::ConfigError),
+    #[error("package {package} is not built for {arch} (its arches: {arches})")]
+    Arch { package: String, arch: String, arches: String },
+    #[error("Debian source of {package}: {source}")]
+    Debian {
+        package: String,
+        #[source]
+        source: debian::DebianError,
+    },
+    #[error("{package}: {message}")]
+    Build { package: String, message: String },
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
+    #[error("{package}: {source}")]
+    Tree {
+        package: String,
+        #[source]
+        source: fstree::TreeError,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildYml {
+    pub image: String,
+    #[serde(default = "default_org")]
+    pub org: String,
+    #[serde(default)]
+    pub arches: Vec<String>,
+    #[serde(default)]
+    pub sources: Vec<Source>,
+    /// Stored as the image's `org.mobyproject.config` label.
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+}
+
+fn default_org() -> String {
+    "hull".into()
+}
+
+/// One source of a package: exactly one of `debian`, `cargo` or `files`,
+/// with the options that go with it. (A flat struct rather than an untagged
+/// enum: untagged enums lose the YAML positions and the scalar types.)
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// Debian package names; `{debarch}` becomes `amd64` or `arm64`.
+    #[serde(default)]
+    pub debian: Option<Vec<String>>,
+    #[serde(default)]
+    pub suite: Option<String>,
+    #[serde(default)]
+    pub mirror: Option<String>,
+    /// Follow Depends/Pre-Depends (default true, false for kernels).
+    #[serde(default)]
+    pub depends: Option<bool>,
+    /// Lay the result out as a kernel image: `/kernel`, `/kernel.tar` (the
+    /// modules) and `/config`, following the metapackage to the real kernel.
+    #[serde(default)]
+    pub kernel: bool,
+    /// Path of a busybox binary in the result whose applets get symlinks.
+    #[serde(default, rename = "busybox-links")]
+    pub busybox_links: Option<String>,
+    /// A binary built from this workspace (static musl, target arch).
+    #[serde(default)]
+    pub cargo: Option<CargoSource>,
+    /// A folder of the package copied into the image.
+    #[serde(default)]
+    pub files: Option<String>,
+    /// Where `files` land (default `/`).
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CargoSource {
+    pub package: String,
+    #[serde(default)]
+    pub bin: Option<String>,
+    pub to: String,
+}
+
+pub struct Package {
+    pub dir: PathBuf,
+    pub yml: BuildYml,
+}
+
+/// `linux/amd64` style names used by Debian and OCI for a hull arch.
+pub fn normalize_arch(arch: &str) -> Option<&'static str> {
+    match arch {
+        "x86_64" | "amd64" => Some("x86_64"),
+        "aarch64" | "arm64" => Some("aarch64"),
+        _ => None,
+    }
+}
+
+impl Package {
+    pub fn load(dir: &Path) -> Result<Package, PkgError> {
+        let file = dir.join("build.yml");
+        if !file.is_file() {
+            return Err(PkgError::NotAPackage(dir.to_path_buf()));
+        }
+        let text = fs::read_to_string(&file).map_err(|source| PkgError::Io { path: file.clone(), source })?;
+        let yml: BuildYml = marked_yaml::from_yaml(0, &text).map_err(|e| {
+            let (line, col) = match &e {
+                marked_yaml::FromYamlError::FromNode(n) => n.start_mark().map(|m| (m.line(), m.column())).unwrap_or((0, 0)),
+                _ => (0, 0),
+            };
+            crate::config::ConfigError { file: file.display().to_string(), line, col, message: e.to_string() }
+        })?;
+        let dir = fs::canonicalize(dir).map_err(|source| PkgError::Io { path: dir.to_path_buf(), source })?;
+        Ok(Package { dir, yml })
+    }
+
+    pub fn name(&self, tag: &str) -> String {
+        format!("{}/{}:{}", self.yml.org, self.yml.image, tag)
+    }
+
+    fn check_arch(&self, arch: &str) -> Result<(), PkgError> {
+        if self.yml.arches.is_empty() || self.yml.arches.iter().any(|a| normalize_arch(a) == Some(arch)) {
+            Ok(())
+        } else {
+            Err(PkgError::Arch { package: self.yml.image.clone(), arch: arch.into(), arches: self.yml.arches.join(", ") })
+        }
+    }
+
+    /// The workspace this package's `cargo` sources build from: the nearest
+    /// ancestor whose Cargo.toml has a `[workspace]`.
+    fn workspace(&self) -> Option<PathBuf> {
+        self.dir.ancestors().find(|d| fs::read_to_string(d.join("Cargo.toml")).is_ok_and(|t| t.contains("[workspace]"))).map(Path::to_path_buf)
+    }
+
+    /// The tag: a hash of the package folder and, for `cargo` sources, the
+    /// workspace crates they compile plus the lock file; `-dirty` when git
+    /// reports uncommitted changes in any of it.
+    pub fn tag(&self) -> Result<String, PkgError> {
+        let mut inputs = vec![self.dir.clone()];
+        let has_cargo = self.yml.sources.iter().any(|s| s.cargo.is_some());
+        if has_cargo {
+            if let Some(ws) = self.workspace() {
+                for c in self.cargo_inputs(&ws)? {
+                    inputs.push(c);
+                }
+            }
+        }
+        let mut h = Sha256::new();
+        h.update(BUILDER_VERSION);
+        for input in &inputs {
+            hash_path(&mut h, input, input)?;
+        }
+        let mut tag = hex::encode(h.finalize())[..20].to_string();
+        if is_dirty(&inputs) {
+            tag.push_str("-dirty");
+        }
+        Ok(tag)
+    }
+
+    /// Files a `cargo` source compiles: the workspace manifest, lock file and
+    /// cargo config, and every workspace crate the named packages depend on.
+    fn cargo_inputs(&self, ws: &Path) -> Result<Vec<PathBuf>, PkgError> {
+        let out = Command::new(cargo_bin())
+            .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+            .current_dir(ws)
+            .output()
+            .map_err(|source| PkgError::Io { path: ws.into(), source })?;
+        let meta: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| PkgError::Build { package: self.yml.image.clone(), message: format!("cargo metadata: {e}") })?;
+        let packages = meta["packages"].as_array().cloned().unwrap_or_default();
+        let by_name = |n: &str| packages.iter().find(|p| p["name"] == n).cloned();
+        let mut todo: Vec<String> = self.yml.sources.iter().filter_map(|s| s.cargo.as_ref().map(|c| c.package.clone())).collect();
+        let mut seen = BTreeSet::new();
+        let mut dirs = vec![ws.join("Cargo.toml"), ws.join("Cargo.lock"), ws.join(".cargo/config.toml")];
+        while let Some(name) = todo.pop() {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            let Some(p) = by_name(&name) else { continue };
+            if let Some(manifest) = p["manifest_path"].as_str() {
+                if let Some(d) = Path::new(manifest).parent() {
+                    dirs.push(d.to_path_buf());
+                }
+            }
+            for dep in p["dependencies"].as_array().into_iter().flatten() {
+                if dep["path"].is_string() {
+                    if let Some(n) = dep["name"].as_str() {
+                        todo.push(n.to_string());
+                    }
+                }
+            }
+        }
+        dirs.retain(|d| d.exists());
+        dirs.sort();
+        Ok(dirs)
+    }
+
+    /// Builds the package for `arch` unless the cache has this tag already.
+    /// Returns the image name.
+    pub fn build(&self, cache: &Cache, arch: &str, force: bool) -> Result<String, PkgError> {
+        self.check_arch(arch)?;
+        let tag = self.tag()?;
+        let name = self.name(&tag);
+        if !force && cache.lookup(&name, arch)?.is_some() {
+            return Ok(name);
+        }
+        eprintln!("hull: building package {} for {arch} ({name})", self.dir.display());
+        let mut tree = Tree::new();
+        for source in &self.yml.sources {
+            match (&source.debian, &source.cargo, &source.files) {
+                (Some(names), None, None) => self.add_debian(cache, source, names, arch, &mut tree)?,
+                (None, Some(c), None) => self.add_cargo(c, arch, &mut tree)?,
+                (None, None, Some(folder)) => {
+                    let from = self.dir.join(folder);
+                    let mut files = initrd::tree_from_dir(&from).map_err(|e| PkgError::Build { package: self.yml.image.clone(), message: format!("{}: {e}", from.display()) })?;
+                    normalize_ownership(&mut files);
+                    tree.merge(&files, source.to.as_deref().unwrap_or("/")).map_err(|source| PkgError::Tree { package: self.yml.image.clone(), source })?;
+                }
+                _ => return Err(PkgError::Build { package: self.yml.image.clone(), message: "each source needs exactly one of debian, cargo or files".into() }),
+            }
+        }
+        let mut labels = serde_json::Map::new();
+        if let Some(cfg) = &self.yml.config {
+            labels.insert("org.mobyproject.config".into(), serde_json::Value::String(serde_json::to_string(cfg).unwrap_or_default()));
+        }
+        cache.write_image(&name, arch, &tree, &labels, crate::source_date_epoch())?;
+        Ok(name)
+    }
+
+    fn add_debian(&self, cache: &Cache, d: &Source, names: &[String], arch: &str, tree: &mut Tree) -> Result<(), PkgError> {
+        let pkg = self.yml.image.clone();
+        let derr = |source| PkgError::Debian { package: pkg.clone(), source };
+        let deb_arch = debian::DebArch::from_hull_arch(arch).map_err(derr)?;
+        let mut archive = debian::Archive::new(d.mirror.as_deref().unwrap_or(DEFAULT_MIRROR), d.suite.as_deref().unwrap_or(DEFAULT_SUITE), deb_arch, &cache.subdir("debian"));
+        archive.load_index().map_err(derr)?;
+        let names: Vec<String> = names.iter().map(|n| n.replace("{debarch}", deb_arch.as_str())).collect();
+        let mut names = names;
+        if d.kernel {
+            // Follow the metapackage (linux-image-cloud-amd64) to the versioned
+            // image package, without its Depends (kmod, initramfs-tools, ...).
+            let mut real = Vec::new();
+            for n in &names {
+                let deps = archive.depends_of(n).map_err(derr)?;
+                real.push(deps.into_iter().find(|d| d.starts_with("linux-image-")).unwrap_or_else(|| n.clone()));
+            }
+            names = real;
+        }
+        let with_depends = d.depends.unwrap_or(!d.kernel);
+        let resolved = archive.resolve(&names, with_depends).map_err(derr)?;
+        let mut unpacked = Tree::new();
+        for p in &resolved {
+            let deb = archive.fetch(p).map_err(derr)?;
+            debian::unpack_deb(&deb, &mut unpacked).map_err(derr)?;
+        }
+        let terr = |source| PkgError::Tree { package: self.yml.image.clone(), source };
+        if d.kernel {
+            let find = |prefix: &str| unpacked.iter().find(|(p, e)| p.to_string_lossy().starts_with(prefix) && matches!(e.kind, Kind::File(_))).map(|(_, e)| e.clone());
+            let kernel = find("boot/vmlinuz-").ok_or_else(|| PkgError::Build { package: pkg.clone(), message: "no boot/vmlinuz-* in the kernel package".into() })?;
+            tree.insert("kernel", Entry { mode: 0o644, ..kernel }).map_err(terr)?;
+            if let Some(config) = find("boot/config-") {
+                tree.insert("config", config).map_err(terr)?;
+            }
+            let mut modules = Tree::new();
+            modules.merge(&unpacked.subtree("lib/modules"), "lib/modules").map_err(terr)?;
+            let tar = modules.write_tar(Vec::new(), crate::source_date_epoch()).map_err(terr)?;
+            tree.insert("kernel.tar", Entry::file(tar, 0o644)).map_err(terr)?;
+        } else {
+            tree.merge(&unpacked, "/").map_err(terr)?;
+        }
+        if let Some(bb) = &d.busybox_links {
+            add_busybox_links(tree, bb).map_err(|message| PkgError::Build { package: pkg.clone(), message })?;
+        }
+        Ok(())
+    }
+
+    fn add_cargo(&self, c: &CargoSource, arch: &str, tree: &mut Tree) -> Result<(), PkgError> {
+        let pkg = self.yml.image.clone();
+        let ws = self.workspace().ok_or_else(|| PkgError::Build { package: pkg.clone(), message: "a cargo source needs the package folder inside a cargo workspace".into() })?;
+        let triple = format!("{arch}-unknown-linux-musl");
+        // A target dir of its own, so a nested build never waits on (or
+        // invalidates) the build of hull that is running it.
+        let target_dir = ws.join("target/pkg");
+        let status = Command::new(cargo_bin())
+            .args(["build", "--release", "--locked", "--target", &triple, "-p", &c.package])
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .env_remove("RUSTFLAGS")
+            .current_dir(&ws)
+            .status()
+            .map_err(|source| PkgError::Io { path: ws.clone(), source })?;
+        if !status.success() {
+            return Err(PkgError::Build { package: pkg, message: format!("cargo build of {} for {triple} failed (is the target installed? rustup target add {triple})", c.package) });
+        }
+        let bin = target_dir.join(&triple).join("release").join(c.bin.as_deref().unwrap_or(&c.package));
+        let data = fs::read(&bin).map_err(|source| PkgError::Io { path: bin.clone(), source })?;
+        tree.insert(&c.to, Entry::file(data, 0o755)).map_err(|source| PkgError::Tree { package: self.yml.image.clone(), source })
+    }
+}
+
+/// Files from a package folder belong to root in the image, whoever owns the checkout.
+fn normalize_ownership(tree: &mut Tree) {
+    let paths: Vec<(PathBuf, Entry)> = tree.iter().map(|(p, e)| (p.clone(), Entry { uid: 0, gid: 0, ..e.clone() })).collect();
+    for (p, e) in paths {
+        let _ = tree.insert(p, e);
+    }
+}
+
+pub fn cargo_bin() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+fn hash_path(h: &mut Sha256, base: &Path, path: &Path) -> Result<(), PkgError> {
+    let meta = fs::symlink_metadata(path).map_err(|source| PkgError::Io { path: path.into(), source })?;
+    let rel = path.strip_prefix(base).unwrap_or(path);
+    let name = if rel.as_os_str().is_empty() { base.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default() } else { rel.to_string_lossy().into_owned() };
+    h.update(name.as_bytes());
+    h.update([0]);
+    if meta.is_dir() {
+        let mut names: Vec<_> = fs::read_dir(path).map_err(|source| PkgError::Io { path: path.into(), source })?.flatten().map(|e| e.path()).collect();
+        names.sort();
+        for n in names {
+            if n.file_name().is_some_and(|f| f == "target") {
+                continue;
+            }
+            hash_path(h, base, &n)?;
+        }
+    } else if meta.file_type().is_symlink() {
+        let t = fs::read_link(path).map_err(|source| PkgError::Io { path: path.into(), source })?;
+        h.update(b"L");
+        h.update(t.to_string_lossy().as_bytes());
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        h.update(format!("F{:o}", meta.permissions().mode() & 0o111).as_bytes());
+        let data = fs::read(path).map_err(|source| PkgError::Io { path: path.into(), source })?;
+        h.update(Sha256::digest(&data));
+    }
+    Ok(())
+}
+
+fn is_dirty(paths: &[PathBuf]) -> bool {
+    let Some(first) = paths.first() else { return false };
+    let dir = if first.is_dir() { first.clone() } else { first.parent().map(Path::to_path_buf).unwrap_or_default() };
+    let out = Command::new("git").arg("-C").arg(&dir).args(["status", "--porcelain", "--"]).args(paths).output();
+    match out {
+        Ok(o) if o.status.success() => !o.stdout.is_empty(),
+        _ => false,
+    }
+}
+
+/// Creates `bin/NAME -> busybox` for every applet of a busybox binary.
+///
+/// The applet list is read from the binary itself (busybox keeps the names
+/// as one NUL-separated, sorted string starting with "[" and "[["), because
+/// running `busybox --list` is impossible for another architecture.
+fn add_busybox_links(tree: &mut Tree, binary: &str) -> Result<(), String> {
+    let data = match tree.get(binary).map(|e| &e.kind) {
+        Some(Kind::File(d)) => d.clone(),
+        _ => return Err(format!("busybox-links: {binary} is not a file in the package")),
+    };
+    let applets = busybox_applets(&data).ok_or_else(|| format!("busybox-links: no applet table found in {binary}"))?;
+    let dir = Path::new(binary).parent().unwrap_or(Path::new("bin")).to_path_buf();
+    let file = Path::new(binary).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    for a in applets {
+        let link = dir.join(&a);
+        if !tree.contains(&link) {
+            tree.insert(&link, Entry::symlink(&file)).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+pub fn busybox_applets(data: &[u8]) -> Option<Vec<String>> {
+    let start = data.windows(5).position(|w| w == b"[\0[[\0")?;
+    let mut names = Vec::new();
+    for chunk in data[start..].split(|&b| b == 0) {
+        if chunk.is_empty() || !chunk.iter().all(|b| b.is_ascii_graphic()) || chunk.len() > 32 {
+            break;
+        }
+        names.push(String::from_utf8_lossy(chunk).into_owned());
+    }
+    // The table is sorted; stop where it is not (whatever string follows it).
+    let sorted_len = names.windows(2).position(|w| w[0] >= w[1]).map(|i| i + 1).unwrap_or(names.len());
+    names.truncate(sorted_len);
+    names.retain(|n| n != "busybox");
+    (names.len() > 10).then_some(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applet_table_is_read_from_the_binary() {
+        let mut bin = b"\x7fELF junk\0\0".to_vec();
+        bin.extend_from_slice(b"[\0[[\0acpid\0ash\0cat\0echo\0ls\0mkdir\0mount\0sh\0sleep\0touch\0zcat\0");
+        bin.extend_from_slice(b"\x01\x02 other data");
+        let names = busybox_applets(&bin).unwrap();
+        assert_eq!(names.first().unwrap(), "[");
+        assert!(names.contains(&"sh".to_string()));
+        assert_eq!(names.last().unwrap(), "zcat");
+    }
+
+    #[test]
+    fn tag_changes_when_a_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("build.yml"), "image: t\nsources:\n  - files: rootfs/\n").unwrap();
+        fs::create_dir(dir.path().join("rootfs")).unwrap();
+        fs::write(dir.path().join("rootfs/a"), "1").unwrap();
+        let p = Package::load(dir.path()).unwrap();
+        let t1 = p.tag().unwrap();
+        assert_eq!(t1, p.tag().unwrap());
+        fs::write(dir.path().join("rootfs/a"), "2").unwrap();
+        assert_ne!(t1, p.tag().unwrap());
+    }
+}
