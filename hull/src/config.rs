@@ -23,8 +23,17 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn at<T>(file: &Path, span: &Spanned<T>, message: impl Into<String>) -> Self {
-        let (line, col) = span.span().start().map(|m| (m.line(), m.column())).unwrap_or((0, 0));
-        ConfigError { file: file.display().to_string(), line, col, message: message.into() }
+        let (line, col) = span
+            .span()
+            .start()
+            .map(|m| (m.line(), m.column()))
+            .unwrap_or((0, 0));
+        ConfigError {
+            file: file.display().to_string(),
+            line,
+            col,
+            message: message.into(),
+        }
     }
 }
 
@@ -152,8 +161,9 @@ pub struct FileEntry {
     pub uid: Option<u32>,
     #[serde(default)]
     pub gid: Option<u32>,
-    #[serde(default)]
-    pub metadata: Option<String>,
+    /// LinuxKit's `metadata: yaml` (writes the resolved YAML); accepted, not yet acted on.
+    #[serde(default, rename = "metadata")]
+    pub _metadata: Option<String>,
 }
 
 /// A parsed file with where it came from (relative `@pkg:` paths and `source:` files resolve against its folder).
@@ -164,37 +174,77 @@ pub struct Loaded {
 
 /// Reads and parses one YAML file.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError { file: path.display().to_string(), line: 0, col: 0, message: format!("cannot read: {e}") })?;
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.display().to_string(),
+        line: 0,
+        col: 0,
+        message: format!("cannot read: {e}"),
+    })?;
     let config = parse(path, &text)?;
-    Ok(Loaded { path: path.to_path_buf(), config })
+    Ok(Loaded {
+        path: path.to_path_buf(),
+        config,
+    })
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
-    let err = |line: usize, col: usize, message: String| ConfigError { file: file.clone(), line, col, message };
+    let err = |line: usize, col: usize, message: String| ConfigError {
+        file: file.clone(),
+        line,
+        col,
+        message,
+    };
     let node = marked_yaml::parse_yaml(0, text).map_err(|e| {
         let msg = e.to_string();
         err(0, 0, format!("not valid YAML: {msg}"))
     })?;
     let config: Config = marked_yaml::from_node(&node).map_err(|e| {
-        let (line, col) = e.start_mark().map(|m| (m.line(), m.column())).unwrap_or((0, 0));
         let inner = e.to_string();
+        let mut pos = e.start_mark().map(|m| (m.line(), m.column()));
+        // marked_yaml reports unknown keys without a position: find the key.
+        if let Some(field) = unknown_field(&inner) {
+            pos = pos.or_else(|| find_key(&node, field));
+        }
+        let (line, col) = pos.unwrap_or((0, 0));
         err(line, col, improve_message(&inner))
     })?;
     let mut names = BTreeMap::new();
-    for (section, list) in [("onboot", &config.onboot), ("onshutdown", &config.onshutdown), ("services", &config.services)] {
+    for (section, list) in [
+        ("onboot", &config.onboot),
+        ("onshutdown", &config.onshutdown),
+        ("services", &config.services),
+    ] {
         for entry in list {
             let Some(image) = &entry.image else {
                 return Err(err(0, 0, format!("an entry of {section} has no image")));
             };
             if entry.name.is_empty() {
-                return Err(ConfigError::at(path, image, format!("the {section} entry for {} has no name", image.as_str())));
+                return Err(ConfigError::at(
+                    path,
+                    image,
+                    format!("the {section} entry for {} has no name", image.as_str()),
+                ));
             }
             if !valid_name(&entry.name) {
-                return Err(ConfigError::at(path, image, format!("container name {:?} may hold only letters, digits, '-', '_' and '.'", entry.name)));
+                return Err(ConfigError::at(
+                    path,
+                    image,
+                    format!(
+                        "container name {:?} may hold only letters, digits, '-', '_' and '.'",
+                        entry.name
+                    ),
+                ));
             }
             if let Some(other) = names.insert(entry.name.clone(), section) {
-                return Err(ConfigError::at(path, image, format!("container name {:?} is used twice (in {other} and {section})", entry.name)));
+                return Err(ConfigError::at(
+                    path,
+                    image,
+                    format!(
+                        "container name {:?} is used twice (in {other} and {section})",
+                        entry.name
+                    ),
+                ));
             }
         }
     }
@@ -202,18 +252,55 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && !name.starts_with('.')
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && !name.starts_with('.')
+}
+
+fn unknown_field(msg: &str) -> Option<&str> {
+    let rest = msg.split_once("nknown field `")?.1;
+    Some(rest.split_once('`')?.0)
+}
+
+/// The position of the first mapping key named `name`, depth first.
+fn find_key(node: &marked_yaml::Node, name: &str) -> Option<(usize, usize)> {
+    if let Some(map) = node.as_mapping() {
+        for (k, v) in map.iter() {
+            if k.as_str() == name {
+                return k.span().start().map(|m| (m.line(), m.column()));
+            }
+            if let Some(p) = find_key(v, name) {
+                return Some(p);
+            }
+        }
+    } else if let Some(seq) = node.as_sequence() {
+        return seq.iter().find_map(|n| find_key(n, name));
+    }
+    None
 }
 
 /// Adds a suggestion to serde's "unknown field" message when a known key is close.
 fn improve_message(msg: &str) -> String {
-    let Some(rest) = msg.split("unknown field `").nth(1) else { return msg.to_string() };
-    let Some((field, expected)) = rest.split_once('`') else { return msg.to_string() };
+    let Some(field) = unknown_field(msg) else {
+        return msg.to_string();
+    };
+    let Some((_, expected)) = msg.split_once(&format!("`{field}`")) else {
+        return msg.to_string();
+    };
     let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-    let best = candidates.iter().map(|c| (edit_distance(field, c), *c)).min();
+    let best = candidates
+        .iter()
+        .map(|c| (edit_distance(field, c), *c))
+        .min();
     match best {
         Some((d, c)) if d <= 2 => format!("unknown key {field:?} (did you mean {c:?}?)"),
-        _ => format!("unknown key {field:?} (known keys: {})", candidates.join(", ")),
+        _ => format!(
+            "unknown key {field:?} (known keys: {})",
+            candidates.join(", ")
+        ),
     }
 }
 
@@ -223,7 +310,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
         }
         prev = cur;
     }
@@ -256,14 +347,16 @@ mod tests {
 
     #[test]
     fn duplicate_names_are_refused() {
-        let e = p("onboot:\n  - name: a\n    image: x\nservices:\n  - name: a\n    image: y\n").unwrap_err();
+        let e = p("onboot:\n  - name: a\n    image: x\nservices:\n  - name: a\n    image: y\n")
+            .unwrap_err();
         assert!(e.to_string().contains("used twice"), "{e}");
         assert_eq!(e.line, 6);
     }
 
     #[test]
     fn bad_value_type_is_positioned() {
-        let e = p("services:\n  - name: s\n    image: busybox\n    readonly: perhaps\n").unwrap_err();
+        let e =
+            p("services:\n  - name: s\n    image: busybox\n    readonly: perhaps\n").unwrap_err();
         assert_eq!(e.line, 4, "{e}");
     }
 }

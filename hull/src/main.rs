@@ -16,7 +16,11 @@ use clap::{Parser, Subcommand};
 pub struct UsageError(pub String);
 
 #[derive(Parser)]
-#[command(name = "hull", version, about = "Build and run minimal, immutable Linux appliances from YAML")]
+#[command(
+    name = "hull",
+    version,
+    about = "Build and run minimal, immutable Linux appliances from YAML"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -42,7 +46,10 @@ enum RunCmd {
 
 /// SOURCE_DATE_EPOCH when set (reproducible builds), else 0.
 pub fn source_date_epoch() -> u64 {
-    std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.parse().ok()).unwrap_or(0)
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 fn main() {
@@ -55,7 +62,11 @@ fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            let code = if e.downcast_ref::<UsageError>().is_some() { 2 } else { 1 };
+            let code = if e.downcast_ref::<UsageError>().is_some() {
+                2
+            } else {
+                1
+            };
             let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
             eprintln!("hull: {}", chain.join(": "));
             std::process::exit(code);

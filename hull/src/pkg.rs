@@ -33,7 +33,11 @@ pub enum PkgError {
     #[error(transparent)]
     Yaml(#[from] crate::config::ConfigError),
     #[error("package {package} is not built for {arch} (its arches: {arches})")]
-    Arch { package: String, arch: String, arches: String },
+    Arch {
+        package: String,
+        arch: String,
+        arches: String,
+    },
     #[error("Debian source of {package}: {source}")]
     Debian {
         package: String,
@@ -134,15 +138,29 @@ impl Package {
         if !file.is_file() {
             return Err(PkgError::NotAPackage(dir.to_path_buf()));
         }
-        let text = fs::read_to_string(&file).map_err(|source| PkgError::Io { path: file.clone(), source })?;
+        let text = fs::read_to_string(&file).map_err(|source| PkgError::Io {
+            path: file.clone(),
+            source,
+        })?;
         let yml: BuildYml = marked_yaml::from_yaml(0, &text).map_err(|e| {
             let (line, col) = match &e {
-                marked_yaml::FromYamlError::FromNode(n) => n.start_mark().map(|m| (m.line(), m.column())).unwrap_or((0, 0)),
+                marked_yaml::FromYamlError::FromNode(n) => n
+                    .start_mark()
+                    .map(|m| (m.line(), m.column()))
+                    .unwrap_or((0, 0)),
                 _ => (0, 0),
             };
-            crate::config::ConfigError { file: file.display().to_string(), line, col, message: e.to_string() }
+            crate::config::ConfigError {
+                file: file.display().to_string(),
+                line,
+                col,
+                message: e.to_string(),
+            }
         })?;
-        let dir = fs::canonicalize(dir).map_err(|source| PkgError::Io { path: dir.to_path_buf(), source })?;
+        let dir = fs::canonicalize(dir).map_err(|source| PkgError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         Ok(Package { dir, yml })
     }
 
@@ -151,17 +169,32 @@ impl Package {
     }
 
     fn check_arch(&self, arch: &str) -> Result<(), PkgError> {
-        if self.yml.arches.is_empty() || self.yml.arches.iter().any(|a| normalize_arch(a) == Some(arch)) {
+        if self.yml.arches.is_empty()
+            || self
+                .yml
+                .arches
+                .iter()
+                .any(|a| normalize_arch(a) == Some(arch))
+        {
             Ok(())
         } else {
-            Err(PkgError::Arch { package: self.yml.image.clone(), arch: arch.into(), arches: self.yml.arches.join(", ") })
+            Err(PkgError::Arch {
+                package: self.yml.image.clone(),
+                arch: arch.into(),
+                arches: self.yml.arches.join(", "),
+            })
         }
     }
 
     /// The workspace this package's `cargo` sources build from: the nearest
     /// ancestor whose Cargo.toml has a `[workspace]`.
     fn workspace(&self) -> Option<PathBuf> {
-        self.dir.ancestors().find(|d| fs::read_to_string(d.join("Cargo.toml")).is_ok_and(|t| t.contains("[workspace]"))).map(Path::to_path_buf)
+        self.dir
+            .ancestors()
+            .find(|d| {
+                fs::read_to_string(d.join("Cargo.toml")).is_ok_and(|t| t.contains("[workspace]"))
+            })
+            .map(Path::to_path_buf)
     }
 
     /// The tag: a hash of the package folder and, for `cargo` sources, the
@@ -193,16 +226,38 @@ impl Package {
     /// cargo config, and every workspace crate the named packages depend on.
     fn cargo_inputs(&self, ws: &Path) -> Result<Vec<PathBuf>, PkgError> {
         let out = Command::new(cargo_bin())
-            .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+            .args([
+                "metadata",
+                "--format-version",
+                "1",
+                "--no-deps",
+                "--offline",
+            ])
             .current_dir(ws)
             .output()
-            .map_err(|source| PkgError::Io { path: ws.into(), source })?;
-        let meta: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| PkgError::Build { package: self.yml.image.clone(), message: format!("cargo metadata: {e}") })?;
+            .map_err(|source| PkgError::Io {
+                path: ws.into(),
+                source,
+            })?;
+        let meta: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(|e| PkgError::Build {
+                package: self.yml.image.clone(),
+                message: format!("cargo metadata: {e}"),
+            })?;
         let packages = meta["packages"].as_array().cloned().unwrap_or_default();
         let by_name = |n: &str| packages.iter().find(|p| p["name"] == n).cloned();
-        let mut todo: Vec<String> = self.yml.sources.iter().filter_map(|s| s.cargo.as_ref().map(|c| c.package.clone())).collect();
+        let mut todo: Vec<String> = self
+            .yml
+            .sources
+            .iter()
+            .filter_map(|s| s.cargo.as_ref().map(|c| c.package.clone()))
+            .collect();
         let mut seen = BTreeSet::new();
-        let mut dirs = vec![ws.join("Cargo.toml"), ws.join("Cargo.lock"), ws.join(".cargo/config.toml")];
+        let mut dirs = vec![
+            ws.join("Cargo.toml"),
+            ws.join("Cargo.lock"),
+            ws.join(".cargo/config.toml"),
+        ];
         while let Some(name) = todo.pop() {
             if !seen.insert(name.clone()) {
                 continue;
@@ -235,36 +290,74 @@ impl Package {
         if !force && cache.lookup(&name, arch)?.is_some() {
             return Ok(name);
         }
-        eprintln!("hull: building package {} for {arch} ({name})", self.dir.display());
+        eprintln!(
+            "hull: building package {} for {arch} ({name})",
+            self.dir.display()
+        );
         let mut tree = Tree::new();
         for source in &self.yml.sources {
             match (&source.debian, &source.cargo, &source.files) {
-                (Some(names), None, None) => self.add_debian(cache, source, names, arch, &mut tree)?,
+                (Some(names), None, None) => {
+                    self.add_debian(cache, source, names, arch, &mut tree)?
+                }
                 (None, Some(c), None) => self.add_cargo(c, arch, &mut tree)?,
                 (None, None, Some(folder)) => {
                     let from = self.dir.join(folder);
-                    let mut files = initrd::tree_from_dir(&from).map_err(|e| PkgError::Build { package: self.yml.image.clone(), message: format!("{}: {e}", from.display()) })?;
+                    let mut files = initrd::tree_from_dir(&from).map_err(|e| PkgError::Build {
+                        package: self.yml.image.clone(),
+                        message: format!("{}: {e}", from.display()),
+                    })?;
                     normalize_ownership(&mut files);
-                    tree.merge(&files, source.to.as_deref().unwrap_or("/")).map_err(|source| PkgError::Tree { package: self.yml.image.clone(), source })?;
+                    tree.merge(&files, source.to.as_deref().unwrap_or("/"))
+                        .map_err(|source| PkgError::Tree {
+                            package: self.yml.image.clone(),
+                            source,
+                        })?;
                 }
-                _ => return Err(PkgError::Build { package: self.yml.image.clone(), message: "each source needs exactly one of debian, cargo or files".into() }),
+                _ => {
+                    return Err(PkgError::Build {
+                        package: self.yml.image.clone(),
+                        message: "each source needs exactly one of debian, cargo or files".into(),
+                    })
+                }
             }
         }
         let mut labels = serde_json::Map::new();
         if let Some(cfg) = &self.yml.config {
-            labels.insert("org.mobyproject.config".into(), serde_json::Value::String(serde_json::to_string(cfg).unwrap_or_default()));
+            labels.insert(
+                "org.mobyproject.config".into(),
+                serde_json::Value::String(serde_json::to_string(cfg).unwrap_or_default()),
+            );
         }
         cache.write_image(&name, arch, &tree, &labels, crate::source_date_epoch())?;
         Ok(name)
     }
 
-    fn add_debian(&self, cache: &Cache, d: &Source, names: &[String], arch: &str, tree: &mut Tree) -> Result<(), PkgError> {
+    fn add_debian(
+        &self,
+        cache: &Cache,
+        d: &Source,
+        names: &[String],
+        arch: &str,
+        tree: &mut Tree,
+    ) -> Result<(), PkgError> {
         let pkg = self.yml.image.clone();
-        let derr = |source| PkgError::Debian { package: pkg.clone(), source };
+        let derr = |source| PkgError::Debian {
+            package: pkg.clone(),
+            source,
+        };
         let deb_arch = debian::DebArch::from_hull_arch(arch).map_err(derr)?;
-        let mut archive = debian::Archive::new(d.mirror.as_deref().unwrap_or(DEFAULT_MIRROR), d.suite.as_deref().unwrap_or(DEFAULT_SUITE), deb_arch, &cache.subdir("debian"));
+        let mut archive = debian::Archive::new(
+            d.mirror.as_deref().unwrap_or(DEFAULT_MIRROR),
+            d.suite.as_deref().unwrap_or(DEFAULT_SUITE),
+            deb_arch,
+            &cache.subdir("debian"),
+        );
         archive.load_index().map_err(derr)?;
-        let names: Vec<String> = names.iter().map(|n| n.replace("{debarch}", deb_arch.as_str())).collect();
+        let names: Vec<String> = names
+            .iter()
+            .map(|n| n.replace("{debarch}", deb_arch.as_str()))
+            .collect();
         let mut names = names;
         if d.kernel {
             // Follow the metapackage (linux-image-cloud-amd64) to the versioned
@@ -272,7 +365,11 @@ impl Package {
             let mut real = Vec::new();
             for n in &names {
                 let deps = archive.depends_of(n).map_err(derr)?;
-                real.push(deps.into_iter().find(|d| d.starts_with("linux-image-")).unwrap_or_else(|| n.clone()));
+                real.push(
+                    deps.into_iter()
+                        .find(|d| d.starts_with("linux-image-"))
+                        .unwrap_or_else(|| n.clone()),
+                );
             }
             names = real;
         }
@@ -283,53 +380,117 @@ impl Package {
             let deb = archive.fetch(p).map_err(derr)?;
             debian::unpack_deb(&deb, &mut unpacked).map_err(derr)?;
         }
-        let terr = |source| PkgError::Tree { package: self.yml.image.clone(), source };
+        let terr = |source| PkgError::Tree {
+            package: self.yml.image.clone(),
+            source,
+        };
         if d.kernel {
-            let find = |prefix: &str| unpacked.iter().find(|(p, e)| p.to_string_lossy().starts_with(prefix) && matches!(e.kind, Kind::File(_))).map(|(_, e)| e.clone());
-            let kernel = find("boot/vmlinuz-").ok_or_else(|| PkgError::Build { package: pkg.clone(), message: "no boot/vmlinuz-* in the kernel package".into() })?;
-            tree.insert("kernel", Entry { mode: 0o644, ..kernel }).map_err(terr)?;
+            let find = |prefix: &str| {
+                unpacked
+                    .iter()
+                    .find(|(p, e)| {
+                        p.to_string_lossy().starts_with(prefix) && matches!(e.kind, Kind::File(_))
+                    })
+                    .map(|(_, e)| e.clone())
+            };
+            let kernel = find("boot/vmlinuz-").ok_or_else(|| PkgError::Build {
+                package: pkg.clone(),
+                message: "no boot/vmlinuz-* in the kernel package".into(),
+            })?;
+            tree.insert(
+                "kernel",
+                Entry {
+                    mode: 0o644,
+                    ..kernel
+                },
+            )
+            .map_err(terr)?;
             if let Some(config) = find("boot/config-") {
                 tree.insert("config", config).map_err(terr)?;
             }
             let mut modules = Tree::new();
-            modules.merge(&unpacked.subtree("lib/modules"), "lib/modules").map_err(terr)?;
-            let tar = modules.write_tar(Vec::new(), crate::source_date_epoch()).map_err(terr)?;
-            tree.insert("kernel.tar", Entry::file(tar, 0o644)).map_err(terr)?;
+            modules
+                .merge(&unpacked.subtree("lib/modules"), "lib/modules")
+                .map_err(terr)?;
+            let tar = modules
+                .write_tar(Vec::new(), crate::source_date_epoch())
+                .map_err(terr)?;
+            tree.insert("kernel.tar", Entry::file(tar, 0o644))
+                .map_err(terr)?;
         } else {
             tree.merge(&unpacked, "/").map_err(terr)?;
         }
         if let Some(bb) = &d.busybox_links {
-            add_busybox_links(tree, bb).map_err(|message| PkgError::Build { package: pkg.clone(), message })?;
+            add_busybox_links(tree, bb).map_err(|message| PkgError::Build {
+                package: pkg.clone(),
+                message,
+            })?;
         }
         Ok(())
     }
 
     fn add_cargo(&self, c: &CargoSource, arch: &str, tree: &mut Tree) -> Result<(), PkgError> {
         let pkg = self.yml.image.clone();
-        let ws = self.workspace().ok_or_else(|| PkgError::Build { package: pkg.clone(), message: "a cargo source needs the package folder inside a cargo workspace".into() })?;
+        let ws = self.workspace().ok_or_else(|| PkgError::Build {
+            package: pkg.clone(),
+            message: "a cargo source needs the package folder inside a cargo workspace".into(),
+        })?;
         let triple = format!("{arch}-unknown-linux-musl");
         // A target dir of its own, so a nested build never waits on (or
         // invalidates) the build of hull that is running it.
         let target_dir = ws.join("target/pkg");
         let status = Command::new(cargo_bin())
-            .args(["build", "--release", "--locked", "--target", &triple, "-p", &c.package])
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "--target",
+                &triple,
+                "-p",
+                &c.package,
+            ])
             .env("CARGO_TARGET_DIR", &target_dir)
             .env_remove("RUSTFLAGS")
             .current_dir(&ws)
             .status()
-            .map_err(|source| PkgError::Io { path: ws.clone(), source })?;
+            .map_err(|source| PkgError::Io {
+                path: ws.clone(),
+                source,
+            })?;
         if !status.success() {
             return Err(PkgError::Build { package: pkg, message: format!("cargo build of {} for {triple} failed (is the target installed? rustup target add {triple})", c.package) });
         }
-        let bin = target_dir.join(&triple).join("release").join(c.bin.as_deref().unwrap_or(&c.package));
-        let data = fs::read(&bin).map_err(|source| PkgError::Io { path: bin.clone(), source })?;
-        tree.insert(&c.to, Entry::file(data, 0o755)).map_err(|source| PkgError::Tree { package: self.yml.image.clone(), source })
+        let bin = target_dir
+            .join(&triple)
+            .join("release")
+            .join(c.bin.as_deref().unwrap_or(&c.package));
+        let data = fs::read(&bin).map_err(|source| PkgError::Io {
+            path: bin.clone(),
+            source,
+        })?;
+        tree.insert(&c.to, Entry::file(data, 0o755))
+            .map_err(|source| PkgError::Tree {
+                package: self.yml.image.clone(),
+                source,
+            })
     }
 }
 
 /// Files from a package folder belong to root in the image, whoever owns the checkout.
 fn normalize_ownership(tree: &mut Tree) {
-    let paths: Vec<(PathBuf, Entry)> = tree.iter().map(|(p, e)| (p.clone(), Entry { uid: 0, gid: 0, ..e.clone() })).collect();
+    let paths: Vec<(PathBuf, Entry)> = tree
+        .iter()
+        .map(|(p, e)| {
+            (
+                p.clone(),
+                Entry {
+                    uid: 0,
+                    gid: 0,
+                    ..e.clone()
+                },
+            )
+        })
+        .collect();
     for (p, e) in paths {
         let _ = tree.insert(p, e);
     }
@@ -340,13 +501,29 @@ pub fn cargo_bin() -> String {
 }
 
 fn hash_path(h: &mut Sha256, base: &Path, path: &Path) -> Result<(), PkgError> {
-    let meta = fs::symlink_metadata(path).map_err(|source| PkgError::Io { path: path.into(), source })?;
+    let meta = fs::symlink_metadata(path).map_err(|source| PkgError::Io {
+        path: path.into(),
+        source,
+    })?;
     let rel = path.strip_prefix(base).unwrap_or(path);
-    let name = if rel.as_os_str().is_empty() { base.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default() } else { rel.to_string_lossy().into_owned() };
+    let name = if rel.as_os_str().is_empty() {
+        base.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    } else {
+        rel.to_string_lossy().into_owned()
+    };
     h.update(name.as_bytes());
     h.update([0]);
     if meta.is_dir() {
-        let mut names: Vec<_> = fs::read_dir(path).map_err(|source| PkgError::Io { path: path.into(), source })?.flatten().map(|e| e.path()).collect();
+        let mut names: Vec<_> = fs::read_dir(path)
+            .map_err(|source| PkgError::Io {
+                path: path.into(),
+                source,
+            })?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         names.sort();
         for n in names {
             if n.file_name().is_some_and(|f| f == "target") {
@@ -355,22 +532,39 @@ fn hash_path(h: &mut Sha256, base: &Path, path: &Path) -> Result<(), PkgError> {
             hash_path(h, base, &n)?;
         }
     } else if meta.file_type().is_symlink() {
-        let t = fs::read_link(path).map_err(|source| PkgError::Io { path: path.into(), source })?;
+        let t = fs::read_link(path).map_err(|source| PkgError::Io {
+            path: path.into(),
+            source,
+        })?;
         h.update(b"L");
         h.update(t.to_string_lossy().as_bytes());
     } else {
         use std::os::unix::fs::PermissionsExt;
         h.update(format!("F{:o}", meta.permissions().mode() & 0o111).as_bytes());
-        let data = fs::read(path).map_err(|source| PkgError::Io { path: path.into(), source })?;
+        let data = fs::read(path).map_err(|source| PkgError::Io {
+            path: path.into(),
+            source,
+        })?;
         h.update(Sha256::digest(&data));
     }
     Ok(())
 }
 
 fn is_dirty(paths: &[PathBuf]) -> bool {
-    let Some(first) = paths.first() else { return false };
-    let dir = if first.is_dir() { first.clone() } else { first.parent().map(Path::to_path_buf).unwrap_or_default() };
-    let out = Command::new("git").arg("-C").arg(&dir).args(["status", "--porcelain", "--"]).args(paths).output();
+    let Some(first) = paths.first() else {
+        return false;
+    };
+    let dir = if first.is_dir() {
+        first.clone()
+    } else {
+        first.parent().map(Path::to_path_buf).unwrap_or_default()
+    };
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(&dir)
+        .args(["status", "--porcelain", "--"])
+        .args(paths)
+        .output();
     match out {
         Ok(o) if o.status.success() => !o.stdout.is_empty(),
         _ => false,
@@ -385,15 +579,27 @@ fn is_dirty(paths: &[PathBuf]) -> bool {
 fn add_busybox_links(tree: &mut Tree, binary: &str) -> Result<(), String> {
     let data = match tree.get(binary).map(|e| &e.kind) {
         Some(Kind::File(d)) => d.clone(),
-        _ => return Err(format!("busybox-links: {binary} is not a file in the package")),
+        _ => {
+            return Err(format!(
+                "busybox-links: {binary} is not a file in the package"
+            ))
+        }
     };
-    let applets = busybox_applets(&data).ok_or_else(|| format!("busybox-links: no applet table found in {binary}"))?;
-    let dir = Path::new(binary).parent().unwrap_or(Path::new("bin")).to_path_buf();
-    let file = Path::new(binary).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let applets = busybox_applets(&data)
+        .ok_or_else(|| format!("busybox-links: no applet table found in {binary}"))?;
+    let dir = Path::new(binary)
+        .parent()
+        .unwrap_or(Path::new("bin"))
+        .to_path_buf();
+    let file = Path::new(binary)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     for a in applets {
         let link = dir.join(&a);
         if !tree.contains(&link) {
-            tree.insert(&link, Entry::symlink(&file)).map_err(|e| e.to_string())?;
+            tree.insert(&link, Entry::symlink(&file))
+                .map_err(|e| e.to_string())?;
         }
     }
     Ok(())
@@ -409,7 +615,11 @@ pub fn busybox_applets(data: &[u8]) -> Option<Vec<String>> {
         names.push(String::from_utf8_lossy(chunk).into_owned());
     }
     // The table is sorted; stop where it is not (whatever string follows it).
-    let sorted_len = names.windows(2).position(|w| w[0] >= w[1]).map(|i| i + 1).unwrap_or(names.len());
+    let sorted_len = names
+        .windows(2)
+        .position(|w| w[0] >= w[1])
+        .map(|i| i + 1)
+        .unwrap_or(names.len());
     names.truncate(sorted_len);
     names.retain(|n| n != "busybox");
     (names.len() > 10).then_some(names)
@@ -422,7 +632,9 @@ mod tests {
     #[test]
     fn applet_table_is_read_from_the_binary() {
         let mut bin = b"\x7fELF junk\0\0".to_vec();
-        bin.extend_from_slice(b"[\0[[\0acpid\0ash\0cat\0echo\0ls\0mkdir\0mount\0sh\0sleep\0touch\0zcat\0");
+        bin.extend_from_slice(
+            b"[\0[[\0acpid\0ash\0cat\0echo\0ls\0mkdir\0mount\0sh\0sleep\0touch\0zcat\0",
+        );
         bin.extend_from_slice(b"\x01\x02 other data");
         let names = busybox_applets(&bin).unwrap();
         assert_eq!(names.first().unwrap(), "[");
@@ -433,7 +645,11 @@ mod tests {
     #[test]
     fn tag_changes_when_a_file_changes() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("build.yml"), "image: t\nsources:\n  - files: rootfs/\n").unwrap();
+        fs::write(
+            dir.path().join("build.yml"),
+            "image: t\nsources:\n  - files: rootfs/\n",
+        )
+        .unwrap();
         fs::create_dir(dir.path().join("rootfs")).unwrap();
         fs::write(dir.path().join("rootfs/a"), "1").unwrap();
         let p = Package::load(dir.path()).unwrap();

@@ -13,8 +13,8 @@
 //! way is printed on the console and then handled by `hull.panic=` (poweroff
 //! by default, or reboot), and a Rust panic is caught and handled the same way.
 
-mod mounts;
 mod modules;
+mod mounts;
 mod move_root;
 mod sys;
 
@@ -44,7 +44,10 @@ pub(crate) struct Cmdline {
 impl Cmdline {
     fn read() -> Self {
         let text = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-        let mut c = Cmdline { console_log: true, on_panic: ShutdownKind::Poweroff };
+        let mut c = Cmdline {
+            console_log: true,
+            on_panic: ShutdownKind::Poweroff,
+        };
         for word in text.split_whitespace() {
             match word {
                 w if w == spec::CMDLINE_QUIET_CONTAINERS => c.console_log = false,
@@ -60,11 +63,15 @@ impl Cmdline {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if nix::unistd::getpid().as_raw() != 1 {
-        let _ = writeln!(std::io::stderr(), "hull-init: must run as PID 1 (it is the init of a hull image)");
+        let _ = writeln!(
+            std::io::stderr(),
+            "hull-init: must run as PID 1 (it is the init of a hull image)"
+        );
         std::process::exit(2);
     }
     let stage2 = args.get(1).is_some_and(|a| a == STAGE2_ARG);
-    let outcome = std::panic::catch_unwind(move || if stage2 { stage2_main() } else { stage1_main() });
+    let outcome =
+        std::panic::catch_unwind(move || if stage2 { stage2_main() } else { stage1_main() });
     let kind = match outcome {
         Ok(Ok(kind)) => kind,
         Ok(Err(msg)) => {
@@ -85,7 +92,10 @@ fn stage1_main() -> Result<ShutdownKind, String> {
     modules::load_all();
     move_root::into_tmpfs().map_err(|e| format!("making the root filesystem: {e}"))?;
     // exec only returns on failure.
-    Err(format!("re-executing in the new root: {}", sys::exec_self_stage2(STAGE2_ARG)))
+    Err(format!(
+        "re-executing in the new root: {}",
+        sys::exec_self_stage2(STAGE2_ARG)
+    ))
 }
 
 fn stage2_main() -> Result<ShutdownKind, String> {
@@ -93,16 +103,27 @@ fn stage2_main() -> Result<ShutdownKind, String> {
     let cmdline = Cmdline::read();
     let image: ImageJson = std::fs::read(spec::IMAGE_JSON_PATH)
         .map_err(|e| format!("reading {}: {e}", spec::IMAGE_JSON_PATH))
-        .and_then(|d| serde_json::from_slice(&d).map_err(|e| format!("parsing {}: {e}", spec::IMAGE_JSON_PATH)))?;
+        .and_then(|d| {
+            serde_json::from_slice(&d)
+                .map_err(|e| format!("parsing {}: {e}", spec::IMAGE_JSON_PATH))
+        })?;
     sys::set_hostname(&image.name);
     if let Err(e) = sys::loopback_up() {
         say!("bringing up lo: {e}");
     }
     // Ctrl-Alt-Del becomes SIGINT to PID 1 (a clean reboot) instead of an instant reset.
     let _ = nix::sys::reboot::set_cad_enabled(false);
-    say!("root is read-only; starting {} onboot, {} services at {:.3}s", image.onboot.len(), image.services.len(), supervisor::uptime());
-    let sup = Supervisor::new(Options { console_log: cmdline.console_log, state_root: "/run/hull/containers".into() })
-        .map_err(|e| error_chain(&e))?;
+    say!(
+        "root is read-only; starting {} onboot, {} services at {:.3}s",
+        image.onboot.len(),
+        image.services.len(),
+        supervisor::uptime()
+    );
+    let sup = Supervisor::new(Options {
+        console_log: cmdline.console_log,
+        state_root: "/run/hull/containers".into(),
+    })
+    .map_err(|e| error_chain(&e))?;
     Ok(sup.run(&image))
 }
 
@@ -112,7 +133,11 @@ fn finish(kind: ShutdownKind) -> ! {
     nix::unistd::sync();
     mounts::unmount_writable();
     nix::unistd::sync();
-    let _ = writeln!(std::io::stdout().lock(), "{} ({kind:?})", spec::SHUTDOWN_MARKER);
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "{} ({kind:?})",
+        spec::SHUTDOWN_MARKER
+    );
     let _ = std::io::stdout().flush();
     let how = match kind {
         ShutdownKind::Poweroff => nix::sys::reboot::RebootMode::RB_POWER_OFF,

@@ -33,10 +33,13 @@ pub fn load_all() {
     let mut loaded = 0;
     for m in &list {
         let path = format!("{dir}/{}", m.path);
-        let result = File::open(&path).map_err(|e| e.to_string()).and_then(|f| match finit_module(&f, &empty, ModuleInitFlags::empty()) {
-            Ok(()) | Err(Errno::EEXIST) => Ok(()),
-            Err(e) => Err(e.to_string()),
-        });
+        let result =
+            File::open(&path).map_err(|e| e.to_string()).and_then(|f| {
+                match finit_module(&f, &empty, ModuleInitFlags::empty()) {
+                    Ok(()) | Err(Errno::EEXIST) => Ok(()),
+                    Err(e) => Err(e.to_string()),
+                }
+            });
         match result {
             Ok(()) => loaded += 1,
             Err(e) => say!("module {}: {e}", m.name),

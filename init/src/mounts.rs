@@ -6,18 +6,34 @@ use std::os::unix::fs::{symlink, DirBuilderExt};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 fn mkdir(path: &str, mode: u32) {
-    let _ = fs::DirBuilder::new().recursive(true).mode(mode).create(path);
+    let _ = fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path);
 }
 
-fn mnt(source: &str, target: &str, fstype: &str, flags: MsFlags, data: Option<&str>) -> Result<(), String> {
-    mount(Some(source), target, Some(fstype), flags, data).map_err(|e| format!("mount {fstype} on {target}: {e}"))
+fn mnt(
+    source: &str,
+    target: &str,
+    fstype: &str,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<(), String> {
+    mount(Some(source), target, Some(fstype), flags, data)
+        .map_err(|e| format!("mount {fstype} on {target}: {e}"))
 }
 
 /// Stage 1: /dev first (so the console exists), then /proc and /sys.
 pub fn early() -> Result<(), String> {
     mkdir("/dev", 0o755);
     // devtmpfs may already be mounted by the kernel (CONFIG_DEVTMPFS_MOUNT); EBUSY is fine.
-    let _ = mount(Some("devtmpfs"), "/dev", Some("devtmpfs"), MsFlags::MS_NOSUID, Some("mode=0755"));
+    let _ = mount(
+        Some("devtmpfs"),
+        "/dev",
+        Some("devtmpfs"),
+        MsFlags::MS_NOSUID,
+        Some("mode=0755"),
+    );
     crate::sys::attach_console();
     mkdir("/proc", 0o555);
     mkdir("/sys", 0o555);
@@ -33,23 +49,55 @@ pub fn scratch() -> Result<(), String> {
     mnt("tmpfs", "/run", "tmpfs", flags, Some("mode=0755"))?;
     mnt("tmpfs", "/tmp", "tmpfs", flags, Some("mode=1777"))?;
     mnt("tmpfs", "/var", "tmpfs", flags, Some("mode=0755"))?;
-    for d in ["/run/hull", "/run/resolvconf", "/var/log", "/var/lib", "/var/tmp"] {
+    for d in [
+        "/run/hull",
+        "/run/resolvconf",
+        "/var/log",
+        "/var/lib",
+        "/var/tmp",
+    ] {
         mkdir(d, 0o755);
     }
     let _ = fs::write("/run/resolvconf/resolv.conf", b"");
     mkdir("/dev/pts", 0o755);
     mkdir("/dev/shm", 0o1777);
     mkdir("/dev/mqueue", 0o1777);
-    mnt("devpts", "/dev/pts", "devpts", MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620,gid=5"))?;
+    mnt(
+        "devpts",
+        "/dev/pts",
+        "devpts",
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    )?;
     mnt("shm", "/dev/shm", "tmpfs", flags, Some("mode=1777"))?;
-    mnt("mqueue", "/dev/mqueue", "mqueue", flags | MsFlags::MS_NOEXEC, None)?;
-    for (link, target) in [("/dev/fd", "/proc/self/fd"), ("/dev/stdin", "/proc/self/fd/0"), ("/dev/stdout", "/proc/self/fd/1"), ("/dev/stderr", "/proc/self/fd/2")] {
+    mnt(
+        "mqueue",
+        "/dev/mqueue",
+        "mqueue",
+        flags | MsFlags::MS_NOEXEC,
+        None,
+    )?;
+    for (link, target) in [
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+    ] {
         let _ = symlink(target, link);
     }
-    mnt("cgroup2", "/sys/fs/cgroup", "cgroup2", MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("nsdelegate"))?;
+    mnt(
+        "cgroup2",
+        "/sys/fs/cgroup",
+        "cgroup2",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("nsdelegate"),
+    )?;
     // Hand every controller down so containers' cgroups can use them.
     if let Ok(controllers) = fs::read_to_string("/sys/fs/cgroup/cgroup.controllers") {
-        let enable: Vec<String> = controllers.split_whitespace().map(|c| format!("+{c}")).collect();
+        let enable: Vec<String> = controllers
+            .split_whitespace()
+            .map(|c| format!("+{c}"))
+            .collect();
         let _ = fs::write("/sys/fs/cgroup/cgroup.subtree_control", enable.join(" "));
     }
     Ok(())
@@ -58,7 +106,14 @@ pub fn scratch() -> Result<(), String> {
 /// The writable filesystems, deepest first; lazy as a last resort so that a
 /// busy mount never blocks the poweroff.
 pub fn unmount_writable() {
-    for target in ["/dev/mqueue", "/dev/shm", "/dev/pts", "/var", "/tmp", "/run"] {
+    for target in [
+        "/dev/mqueue",
+        "/dev/shm",
+        "/dev/pts",
+        "/var",
+        "/tmp",
+        "/run",
+    ] {
         if umount2(target, MntFlags::empty()).is_err() {
             let _ = umount2(target, MntFlags::MNT_DETACH);
         }

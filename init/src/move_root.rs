@@ -19,8 +19,14 @@ const MOVED: [&str; 3] = ["dev", "proc", "sys"];
 
 pub fn into_tmpfs() -> Result<(), String> {
     fs::create_dir_all(NEW_ROOT).map_err(|e| format!("mkdir {NEW_ROOT}: {e}"))?;
-    mount(Some("rootfs"), NEW_ROOT, Some("tmpfs"), MsFlags::empty(), Some("mode=0755"))
-        .map_err(|e| format!("mount tmpfs on {NEW_ROOT}: {e}"))?;
+    mount(
+        Some("rootfs"),
+        NEW_ROOT,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("mode=0755"),
+    )
+    .map_err(|e| format!("mount tmpfs on {NEW_ROOT}: {e}"))?;
     let mut links = HashMap::new();
     let entries = fs::read_dir("/").map_err(|e| format!("reading /: {e}"))?;
     let mut names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
@@ -36,15 +42,28 @@ pub fn into_tmpfs() -> Result<(), String> {
     for m in MOVED {
         let target = format!("{NEW_ROOT}/{m}");
         let _ = fs::create_dir_all(&target);
-        mount(Some(format!("/{m}").as_str()), target.as_str(), None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-            .map_err(|e| format!("moving /{m}: {e}"))?;
+        mount(
+            Some(format!("/{m}").as_str()),
+            target.as_str(),
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .map_err(|e| format!("moving /{m}: {e}"))?;
     }
     nix::unistd::chdir(NEW_ROOT).map_err(|e| format!("chdir {NEW_ROOT}: {e}"))?;
-    mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).map_err(|e| format!("moving the new root onto /: {e}"))?;
+    mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+        .map_err(|e| format!("moving the new root onto /: {e}"))?;
     nix::unistd::chroot(".").map_err(|e| format!("chroot: {e}"))?;
     nix::unistd::chdir("/").map_err(|e| format!("chdir /: {e}"))?;
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>)
-        .map_err(|e| format!("remounting / read-only: {e}"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .map_err(|e| format!("remounting / read-only: {e}"))?;
     Ok(())
 }
 
@@ -56,7 +75,11 @@ fn move_entry(from: &Path, to: &Path, links: &mut HashMap<u64, PathBuf>) -> Resu
     let err = |what: &str, e: std::io::Error| format!("{what} {}: {e}", to.display());
     if ft.is_dir() {
         fs::create_dir(to).map_err(|e| err("mkdir", e))?;
-        let mut names: Vec<_> = fs::read_dir(from).map_err(|e| err("read_dir", e))?.flatten().map(|e| e.file_name()).collect();
+        let mut names: Vec<_> = fs::read_dir(from)
+            .map_err(|e| err("read_dir", e))?
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         names.sort();
         for name in names {
             move_entry(&from.join(&name), &to.join(&name), links)?;
@@ -83,7 +106,8 @@ fn move_entry(from: &Path, to: &Path, links: &mut HashMap<u64, PathBuf>) -> Resu
     }
     lchown(to, Some(meta.uid()), Some(meta.gid())).map_err(|e| err("chown", e))?;
     if !ft.is_symlink() {
-        fs::set_permissions(to, fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(|e| err("chmod", e))?;
+        fs::set_permissions(to, fs::Permissions::from_mode(meta.mode() & 0o7777))
+            .map_err(|e| err("chmod", e))?;
     }
     Ok(())
 }

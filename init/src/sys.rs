@@ -11,7 +11,11 @@ use nix::sys::stat::Mode;
 /// before starting /init only if the initramfs has the node; ours does not
 /// (devtmpfs provides it), so stage 1 does it once /dev is mounted.
 pub fn attach_console() {
-    if let Ok(fd) = open("/dev/console", OFlag::O_RDWR | OFlag::O_NOCTTY, Mode::empty()) {
+    if let Ok(fd) = open(
+        "/dev/console",
+        OFlag::O_RDWR | OFlag::O_NOCTTY,
+        Mode::empty(),
+    ) {
         for target in 0..3 {
             let _ = nix::unistd::dup2(fd, target);
         }
@@ -33,7 +37,11 @@ pub fn exec_self_stage2(arg: &str) -> String {
 }
 
 pub fn set_hostname(name: &str) {
-    let name = std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).ok().filter(|s| !s.is_empty()).unwrap_or_else(|| name.to_string());
+    let name = std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| name.to_string());
     let _ = nix::unistd::sethostname(name);
 }
 
@@ -41,7 +49,13 @@ pub fn set_hostname(name: &str) {
 /// be a dependency for one flag.
 pub fn loopback_up() -> Result<(), String> {
     use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
-    let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None).map_err(|e| e.to_string())?;
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| e.to_string())?;
     // SAFETY: ifreq is a plain C struct for which all-zero bytes is a valid value.
     let mut req: nix::libc::ifreq = unsafe { std::mem::zeroed() };
     for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {

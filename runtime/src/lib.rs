@@ -46,18 +46,22 @@ pub enum RuntimeError {
         source: std::io::Error,
     },
     #[error("mounting {source_path} on {destination}: {errno}")]
-    Mount { source_path: String, destination: String, errno: nix::Error },
+    Mount {
+        source_path: String,
+        destination: String,
+        errno: nix::Error,
+    },
     #[error("creating container {id}: {source}")]
     Create {
         id: String,
         #[source]
-        source: libcontainer::error::LibcontainerError,
+        source: Box<libcontainer::error::LibcontainerError>,
     },
     #[error("starting container {id}: {source}")]
     Start {
         id: String,
         #[source]
-        source: libcontainer::error::LibcontainerError,
+        source: Box<libcontainer::error::LibcontainerError>,
     },
     #[error("container {id} has no pid after create")]
     NoPid { id: String },
@@ -65,17 +69,22 @@ pub enum RuntimeError {
     Delete {
         id: String,
         #[source]
-        source: libcontainer::error::LibcontainerError,
+        source: Box<libcontainer::error::LibcontainerError>,
     },
     #[error("sending {signal} to container {id}: {errno}")]
-    Signal { id: String, signal: Signal, errno: nix::Error },
+    Signal {
+        id: String,
+        signal: Signal,
+        errno: nix::Error,
+    },
 }
 
 /// Reads `runtime.json` from a bundle; a bundle without one gets the defaults.
 pub fn load_runtime_json(bundle: &Path) -> Result<RuntimeJson, RuntimeError> {
     let path = bundle.join(RUNTIME_JSON);
     match fs::read(&path) {
-        Ok(data) => serde_json::from_slice(&data).map_err(|source| RuntimeError::ParseRuntimeJson { path, source }),
+        Ok(data) => serde_json::from_slice(&data)
+            .map_err(|source| RuntimeError::ParseRuntimeJson { path, source }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RuntimeJson::default()),
         Err(source) => Err(RuntimeError::ReadBundle { path, source }),
     }
@@ -85,7 +94,10 @@ pub fn load_runtime_json(bundle: &Path) -> Result<RuntimeJson, RuntimeError> {
 /// They are idempotent, so a restarted service runs them again safely.
 pub fn prepare(runtime: &RuntimeJson) -> Result<(), RuntimeError> {
     for dir in &runtime.mkdir {
-        fs::create_dir_all(dir).map_err(|source| RuntimeError::Mkdir { path: dir.into(), source })?;
+        fs::create_dir_all(dir).map_err(|source| RuntimeError::Mkdir {
+            path: dir.into(),
+            source,
+        })?;
     }
     for m in &runtime.mounts {
         runtime_mount(m)?;
@@ -109,11 +121,28 @@ fn runtime_mount(m: &RuntimeMount) -> Result<(), RuntimeError> {
             other => data.push(other.to_string()),
         }
     }
-    fs::create_dir_all(&m.destination).map_err(|source| RuntimeError::Mkdir { path: m.destination.clone().into(), source })?;
-    let kind = if m.kind.is_empty() { None } else { Some(m.kind.as_str()) };
+    fs::create_dir_all(&m.destination).map_err(|source| RuntimeError::Mkdir {
+        path: m.destination.clone().into(),
+        source,
+    })?;
+    let kind = if m.kind.is_empty() {
+        None
+    } else {
+        Some(m.kind.as_str())
+    };
     let data = data.join(",");
-    mount(Some(m.source.as_str()), m.destination.as_str(), kind, flags, (!data.is_empty()).then_some(data.as_str()))
-        .map_err(|errno| RuntimeError::Mount { source_path: m.source.clone(), destination: m.destination.clone(), errno })
+    mount(
+        Some(m.source.as_str()),
+        m.destination.as_str(),
+        kind,
+        flags,
+        (!data.is_empty()).then_some(data.as_str()),
+    )
+    .map_err(|errno| RuntimeError::Mount {
+        source_path: m.source.clone(),
+        destination: m.destination.clone(),
+        errno,
+    })
 }
 
 /// The workload executor: the default one, after undoing what PID 1 changed
@@ -128,7 +157,8 @@ struct HullExecutor;
 impl Executor for HullExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         // Errors here cannot be reported better than by the exec failing later.
-        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+        let _ =
+            nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
         libcontainer::workload::default::get_executor().exec(spec)
     }
 
@@ -152,13 +182,22 @@ pub struct Running {
 impl Runtime {
     pub fn new(state_root: impl Into<PathBuf>) -> Result<Self, RuntimeError> {
         let state_root = state_root.into();
-        fs::create_dir_all(&state_root).map_err(|source| RuntimeError::Mkdir { path: state_root.clone(), source })?;
+        fs::create_dir_all(&state_root).map_err(|source| RuntimeError::Mkdir {
+            path: state_root.clone(),
+            source,
+        })?;
         Ok(Runtime { state_root })
     }
 
     /// Creates and starts the container of `bundle` with the given stdio.
     /// A stale state directory of the same id (a previous run) is removed first.
-    pub fn start(&self, id: &str, bundle: &Path, stdout: OwnedFd, stderr: OwnedFd) -> Result<Running, RuntimeError> {
+    pub fn start(
+        &self,
+        id: &str,
+        bundle: &Path,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    ) -> Result<Running, RuntimeError> {
         let stale = self.state_root.join(id);
         if stale.exists() {
             if let Ok(mut old) = Container::load(stale.clone()) {
@@ -166,8 +205,14 @@ impl Runtime {
             }
             let _ = fs::remove_dir_all(&stale);
         }
-        let create = |source| RuntimeError::Create { id: id.to_string(), source };
-        let stdin = fs::File::open("/dev/null").map_err(|source| RuntimeError::ReadBundle { path: "/dev/null".into(), source })?;
+        let create = |source| RuntimeError::Create {
+            id: id.to_string(),
+            source: Box::new(source),
+        };
+        let stdin = fs::File::open("/dev/null").map_err(|source| RuntimeError::ReadBundle {
+            path: "/dev/null".into(),
+            source,
+        })?;
         let mut container = ContainerBuilder::new(id.to_string(), SyscallType::default())
             .with_root_path(&self.state_root)
             .map_err(create)?
@@ -180,22 +225,40 @@ impl Runtime {
             .with_detach(true)
             .build()
             .map_err(create)?;
-        let pid = container.pid().ok_or_else(|| RuntimeError::NoPid { id: id.to_string() })?;
-        container.start().map_err(|source| RuntimeError::Start { id: id.to_string(), source })?;
-        Ok(Running { id: id.to_string(), pid, container })
+        let pid = container
+            .pid()
+            .ok_or_else(|| RuntimeError::NoPid { id: id.to_string() })?;
+        container.start().map_err(|source| RuntimeError::Start {
+            id: id.to_string(),
+            source: Box::new(source),
+        })?;
+        Ok(Running {
+            id: id.to_string(),
+            pid,
+            container,
+        })
     }
 }
 
 impl Running {
     /// Sends `signal` to the container's init process.
     pub fn signal(&self, signal: Signal) -> Result<(), RuntimeError> {
-        nix::sys::signal::kill(self.pid, signal).map_err(|errno| RuntimeError::Signal { id: self.id.clone(), signal, errno })
+        nix::sys::signal::kill(self.pid, signal).map_err(|errno| RuntimeError::Signal {
+            id: self.id.clone(),
+            signal,
+            errno,
+        })
     }
 
     /// Removes the container's state and cgroup once its process has been reaped.
     /// Any process left in its cgroup is killed.
     pub fn delete(mut self) -> Result<(), RuntimeError> {
         let _ = self.container.refresh_status();
-        self.container.delete(true).map_err(|source| RuntimeError::Delete { id: self.id.clone(), source })
+        self.container
+            .delete(true)
+            .map_err(|source| RuntimeError::Delete {
+                id: self.id.clone(),
+                source: Box::new(source),
+            })
     }
 }

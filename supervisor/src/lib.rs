@@ -152,11 +152,21 @@ impl Supervisor {
     /// make the kernel reap for us and hide exit codes).
     pub fn new(opts: Options) -> Result<Self, SupervisorError> {
         let mut mask = SigSet::empty();
-        for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGPWR, Signal::SIGHUP] {
+        for s in [
+            Signal::SIGCHLD,
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGUSR1,
+            Signal::SIGUSR2,
+            Signal::SIGPWR,
+            Signal::SIGHUP,
+        ] {
             mask.add(s);
         }
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).map_err(SupervisorError::Signals)?;
-        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).map_err(SupervisorError::Signals)?;
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
+            .map_err(SupervisorError::Signals)?;
+        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(SupervisorError::Signals)?;
         Ok(Supervisor {
             runtime: Runtime::new(opts.state_root)?,
             signals,
@@ -180,15 +190,24 @@ impl Supervisor {
             match self.run_oneshot(c, None) {
                 Ok(Exit::Code(0)) => say!("onboot {} done", c.name),
                 Ok(exit) => {
-                    let required = runtime::load_runtime_json(Path::new(&c.bundle)).map(|r| r.required).unwrap_or(false);
+                    let required = runtime::load_runtime_json(Path::new(&c.bundle))
+                        .map(|r| r.required)
+                        .unwrap_or(false);
                     if required {
-                        say!("onboot {} failed with {exit}; it is required, powering off", c.name);
+                        say!(
+                            "onboot {} failed with {exit}; it is required, powering off",
+                            c.name
+                        );
                         self.shutdown = Some(ShutdownKind::Poweroff);
                     } else {
                         say!("onboot {} failed with {exit}; boot continues", c.name);
                     }
                 }
-                Err(e) => say!("onboot {} could not run: {}; boot continues", c.name, error_chain(&e)),
+                Err(e) => say!(
+                    "onboot {} could not run: {}; boot continues",
+                    c.name,
+                    error_chain(&e)
+                ),
             }
         }
         if self.shutdown.is_none() {
@@ -196,7 +215,12 @@ impl Supervisor {
                 self.add_service(c);
             }
             // The marker is a contract with `hull run qemu --until-ready` and the VM tests.
-            let _ = writeln!(std::io::stdout().lock(), "{READY_MARKER} ({} services) at {:.3}s since kernel start", self.services.len(), uptime());
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "{READY_MARKER} ({} services) at {:.3}s since kernel start",
+                self.services.len(),
+                uptime()
+            );
         }
         while self.shutdown.is_none() {
             let timeout = self.next_timer();
@@ -214,7 +238,10 @@ impl Supervisor {
             Ok(rt) => rt,
             Err(e) => {
                 say!("service {} cannot start: {}", c.name, error_chain(&e));
-                RuntimeJson { restart: RestartPolicy::Never, ..RuntimeJson::default() }
+                RuntimeJson {
+                    restart: RestartPolicy::Never,
+                    ..RuntimeJson::default()
+                }
             }
         };
         let now = Instant::now();
@@ -239,7 +266,9 @@ impl Supervisor {
             let s = &self.services[idx];
             (s.name.clone(), s.bundle.clone(), s.runtime.clone())
         };
-        let result = runtime::prepare(&rt).map_err(SupervisorError::from).and_then(|_| self.start_container(&name, &name, &bundle, rt.console_log));
+        let result = runtime::prepare(&rt)
+            .map_err(SupervisorError::from)
+            .and_then(|_| self.start_container(&name, &name, &bundle, rt.console_log));
         let s = &mut self.services[idx];
         s.next_start = None;
         s.started_at = Instant::now();
@@ -257,19 +286,39 @@ impl Supervisor {
     }
 
     /// Creates the output pipe and starts the container with it.
-    fn start_container(&mut self, id: &str, name: &str, bundle: &Path, console: bool) -> Result<Running, SupervisorError> {
-        let pipe_err = |errno| SupervisorError::Pipe { name: name.to_string(), errno };
+    fn start_container(
+        &mut self,
+        id: &str,
+        name: &str,
+        bundle: &Path,
+        console: bool,
+    ) -> Result<Running, SupervisorError> {
+        let pipe_err = |errno| SupervisorError::Pipe {
+            name: name.to_string(),
+            errno,
+        };
         let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(pipe_err)?;
-        nix::fcntl::fcntl(read.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(pipe_err)?;
-        let write2: OwnedFd = write.try_clone().map_err(|e| pipe_err(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))?;
-        self.logs.push(LogStream::new(name, read, console && self.console_log));
+        nix::fcntl::fcntl(
+            read.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK),
+        )
+        .map_err(pipe_err)?;
+        let write2: OwnedFd = write
+            .try_clone()
+            .map_err(|e| pipe_err(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))?;
+        self.logs
+            .push(LogStream::new(name, read, console && self.console_log));
         // Our copies of the write end are owned by the builder and closed when
         // it returns, so the pipe reaches EOF when the container exits.
         Ok(self.runtime.start(id, bundle, write, write2)?)
     }
 
     /// Runs one onboot/onshutdown container to completion.
-    fn run_oneshot(&mut self, c: &ContainerRef, deadline: Option<Instant>) -> Result<Exit, SupervisorError> {
+    fn run_oneshot(
+        &mut self,
+        c: &ContainerRef,
+        deadline: Option<Instant>,
+    ) -> Result<Exit, SupervisorError> {
         let bundle = PathBuf::from(&c.bundle);
         let rt = runtime::load_runtime_json(&bundle)?;
         runtime::prepare(&rt)?;
@@ -291,7 +340,11 @@ impl Supervisor {
         };
         self.oneshot = None;
         self.drain_logs();
-        say!("{} exited with {exit} after {:.3}s", c.name, started.elapsed().as_secs_f64());
+        say!(
+            "{} exited with {exit} after {:.3}s",
+            c.name,
+            started.elapsed().as_secs_f64()
+        );
         if let Err(e) = running.delete() {
             say!("cleaning up {}: {}", c.name, error_chain(&e));
         }
@@ -313,7 +366,9 @@ impl Supervisor {
             if nix::poll::poll(&mut fds, PollTimeout::from(ms)).is_err() {
                 return;
             }
-            fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect()
+            fds.iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect()
         };
         if ready[0] {
             self.handle_signals();
@@ -344,12 +399,14 @@ impl Supervisor {
     }
 
     fn drain_logs(&mut self) {
-        self.logs.retain_mut(|l| matches!(l.read_available(), ReadOutcome::More));
+        self.logs
+            .retain_mut(|l| matches!(l.read_available(), ReadOutcome::More));
     }
 
     fn scan_buttons(&mut self) {
         let known: Vec<String> = self.buttons.iter().map(|(n, _)| n.clone()).collect();
-        self.buttons.extend(power_button::open_power_buttons(&known));
+        self.buttons
+            .extend(power_button::open_power_buttons(&known));
     }
 
     fn request_shutdown(&mut self, kind: ShutdownKind) {
@@ -363,9 +420,13 @@ impl Supervisor {
             match Signal::try_from(info.ssi_signo as i32) {
                 Ok(Signal::SIGCHLD) => self.reap(),
                 // busybox init's convention, which LinuxKit users script against.
-                Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => self.request_shutdown(ShutdownKind::Reboot),
+                Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => {
+                    self.request_shutdown(ShutdownKind::Reboot)
+                }
                 Ok(Signal::SIGUSR1) => self.request_shutdown(ShutdownKind::Halt),
-                Ok(Signal::SIGUSR2) | Ok(Signal::SIGPWR) => self.request_shutdown(ShutdownKind::Poweroff),
+                Ok(Signal::SIGUSR2) | Ok(Signal::SIGPWR) => {
+                    self.request_shutdown(ShutdownKind::Poweroff)
+                }
                 _ => {}
             }
         }
@@ -388,7 +449,11 @@ impl Supervisor {
                     continue;
                 }
             }
-            if let Some(idx) = self.services.iter().position(|s| s.running.as_ref().is_some_and(|r| r.pid == pid)) {
+            if let Some(idx) = self
+                .services
+                .iter()
+                .position(|s| s.running.as_ref().is_some_and(|r| r.pid == pid))
+            {
                 self.after_service_exit(idx, Some(exit));
             }
             // Anything else is an orphan re-parented to PID 1: collected, nothing more.
@@ -404,9 +469,12 @@ impl Supervisor {
             }
         }
         let ran = s.started_at.elapsed();
-        match exit {
-            Some(e) => say!("service {} exited with {e} after {:.1}s", s.name, ran.as_secs_f64()),
-            None => {}
+        if let Some(e) = exit {
+            say!(
+                "service {} exited with {e} after {:.1}s",
+                s.name,
+                ran.as_secs_f64()
+            );
         }
         if shutting_down {
             s.state = State::Exited;
@@ -428,11 +496,19 @@ impl Supervisor {
         }
         s.quick_failures += 1;
         if s.quick_failures > START_LIMIT {
-            say!("service {} failed {} times in a row; not restarting it", s.name, START_LIMIT);
+            say!(
+                "service {} failed {} times in a row; not restarting it",
+                s.name,
+                START_LIMIT
+            );
             s.state = State::Failed;
             return;
         }
-        say!("service {} restarts in {:.2}s", s.name, s.backoff.as_secs_f64());
+        say!(
+            "service {} restarts in {:.2}s",
+            s.name,
+            s.backoff.as_secs_f64()
+        );
         s.next_start = Some(Instant::now() + s.backoff);
         s.backoff = (s.backoff * 2).min(MAX_BACKOFF);
         s.state = State::BackingOff;
@@ -458,7 +534,9 @@ impl Supervisor {
             if self.shutdown.is_some() {
                 return;
             }
-            if self.services[idx].state == State::BackingOff && self.services[idx].next_start.is_some_and(|t| t <= now) {
+            if self.services[idx].state == State::BackingOff
+                && self.services[idx].next_start.is_some_and(|t| t <= now)
+            {
                 self.start_service(idx);
             }
         }
@@ -480,7 +558,9 @@ impl Supervisor {
                 let sig = Signal::try_from(s.runtime.stop_signal).unwrap_or(Signal::SIGTERM);
                 say!("stopping {} with {sig}", s.name);
                 let _ = r.signal(sig);
-                s.stop_deadline = Some((Instant::now() + Duration::from_millis(s.runtime.stop_grace_ms)).min(deadline));
+                s.stop_deadline = Some(
+                    (Instant::now() + Duration::from_millis(s.runtime.stop_grace_ms)).min(deadline),
+                );
             }
         }
         loop {

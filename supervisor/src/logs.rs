@@ -26,8 +26,18 @@ pub enum ReadOutcome {
 
 impl LogStream {
     pub fn new(owner: &str, fd: OwnedFd, console: bool) -> Self {
-        let file = OpenOptions::new().create(true).append(true).open(format!("/var/log/{owner}.log")).ok();
-        LogStream { owner: owner.to_string(), fd, partial: Vec::new(), console, file }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(format!("/var/log/{owner}.log"))
+            .ok();
+        LogStream {
+            owner: owner.to_string(),
+            fd,
+            partial: Vec::new(),
+            console,
+            file,
+        }
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {

@@ -16,18 +16,28 @@ const EVENT_SIZE: usize = 24;
 /// times during the first seconds of boot.
 pub fn open_power_buttons(already: &[String]) -> Vec<(String, File)> {
     let mut found = Vec::new();
-    let Ok(dir) = fs::read_dir("/sys/class/input") else { return found };
-    let mut names: Vec<String> = dir.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let Ok(dir) = fs::read_dir("/sys/class/input") else {
+        return found;
+    };
+    let mut names: Vec<String> = dir
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     for ev in names.into_iter().filter(|n| n.starts_with("event")) {
         if already.contains(&ev) {
             continue;
         }
-        let name = fs::read_to_string(format!("/sys/class/input/{ev}/device/name")).unwrap_or_default();
+        let name =
+            fs::read_to_string(format!("/sys/class/input/{ev}/device/name")).unwrap_or_default();
         if name.trim() != "Power Button" {
             continue;
         }
-        if let Ok(f) = OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC).open(format!("/dev/input/{ev}")) {
+        if let Ok(f) = OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+            .open(format!("/dev/input/{ev}"))
+        {
             found.push((ev, f));
         }
     }

@@ -30,11 +30,20 @@ pub fn run(cmd: PkgCmd) -> anyhow::Result<()> {
         }
         PkgCmd::Build { arch, force, dir } => {
             let p = Package::load(&dir).map_err(|e| UsageError(e.to_string()))?;
-            let arches: Vec<String> = if arch.is_empty() { p.yml.arches.clone() } else { arch };
-            let arches = if arches.is_empty() { vec!["x86_64".to_string()] } else { arches };
+            let arches: Vec<String> = if arch.is_empty() {
+                p.yml.arches.clone()
+            } else {
+                arch
+            };
+            let arches = if arches.is_empty() {
+                vec!["x86_64".to_string()]
+            } else {
+                arches
+            };
             let cache = Cache::open(Cache::default_root())?;
             for a in arches {
-                let a = normalize_arch(&a).ok_or_else(|| UsageError(format!("unknown arch {a:?}")))?;
+                let a =
+                    normalize_arch(&a).ok_or_else(|| UsageError(format!("unknown arch {a:?}")))?;
                 let name = p.name(&p.tag()?);
                 let had = cache.lookup(&name, a)?.is_some();
                 p.build(&cache, a, force)?;

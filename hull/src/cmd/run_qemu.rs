@@ -28,13 +28,21 @@ pub struct RunQemuArgs {
 }
 
 pub fn run(args: RunQemuArgs) -> anyhow::Result<i32> {
-    let arch: qemu::Arch = args.arch.parse().map_err(|_| UsageError(format!("unknown arch {:?}: use x86_64 (amd64) or aarch64 (arm64)", args.arch)))?;
-    let mut cfg = qemu::VmConfig::from_prefix(&args.prefix, arch).map_err(|e| UsageError(e.to_string()))?;
+    let arch: qemu::Arch = args.arch.parse().map_err(|_| {
+        UsageError(format!(
+            "unknown arch {:?}: use x86_64 (amd64) or aarch64 (arm64)",
+            args.arch
+        ))
+    })?;
+    let mut cfg =
+        qemu::VmConfig::from_prefix(&args.prefix, arch).map_err(|e| UsageError(e.to_string()))?;
     cfg.mem_mib = args.mem;
     cfg.cpus = args.cpus;
     if let Some(s) = args.state {
         cfg.state_dir = s;
     }
-    let opts = qemu::RunOptions { until_ready: args.until_ready.map(Duration::from_secs) };
+    let opts = qemu::RunOptions {
+        until_ready: args.until_ready.map(Duration::from_secs),
+    };
     Ok(qemu::run(&cfg, opts)?)
 }
