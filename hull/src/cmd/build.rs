@@ -378,6 +378,12 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
             .with_context(|| format!("writing into {}", dir.display()))?;
         std::io::Write::write_all(&mut tmp, &data)
             .with_context(|| format!("writing {}", path.display()))?;
+        // tempfile creates 0600; outputs are ordinary files others may read.
+        std::fs::set_permissions(
+            tmp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .with_context(|| format!("chmod {}", path.display()))?;
         staged.push((tmp, path, data.len()));
     }
     for (tmp, path, len) in staged {
