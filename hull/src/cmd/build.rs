@@ -75,38 +75,12 @@ impl Resolver<'_> {
             });
         }
         let name = if let Some(path) = reference.strip_prefix("@pkg:") {
-            let base = file.parent().unwrap_or(Path::new("."));
-            let dir = base.join(path);
-            if !dir.join("build.yml").is_file() {
-                return Err(UsageError(
-                    ConfigError::at(
-                        file,
-                        image,
-                        format!(
-                            "no package at {} (a package is a folder with a build.yml)",
-                            dir.display()
-                        ),
-                    )
-                    .to_string(),
-                )
-                .into());
-            }
+            let dir = package_dir(file, image, path)?;
             let pkg = Package::load(&dir).map_err(|e| UsageError(e.to_string()))?;
             pkg.build(self.cache, self.arch, self.force)
                 .with_context(|| format!("building package {}", dir.display()))?
         } else {
-            let mut n = reference.to_string();
-            if self.cache.lookup(&n, self.arch)?.is_none()
-                && !n.rsplit('/').next().unwrap_or("").contains(':')
-                && !n.contains('@')
-            {
-                n.push_str(":latest");
-            }
-            if self.cache.lookup(&n, self.arch)?.is_none() {
-                let msg = format!("image {reference} for {} is not in the cache; registry pulls come with issue 4 — use a local package (\"@pkg:PATH\")", self.arch);
-                return Err(UsageError(ConfigError::at(file, image, msg).to_string()).into());
-            }
-            n
+            cached_name(self.cache, file, image, self.arch)?
         };
         let img = self.cache.read_image(&name, self.arch)?;
         let config = img.config.get("config").cloned().unwrap_or(Value::Null);
@@ -418,33 +392,53 @@ fn check_references(files: &[config::Loaded], cache: &Cache, arch: &str) -> anyh
         for image in refs {
             let reference = image.as_str();
             if let Some(path) = reference.strip_prefix("@pkg:") {
-                let dir = l.path.parent().unwrap_or(Path::new(".")).join(path);
-                if !dir.join("build.yml").is_file() {
-                    return Err(UsageError(
-                        ConfigError::at(
-                            &l.path,
-                            image,
-                            format!(
-                                "no package at {} (a package is a folder with a build.yml)",
-                                dir.display()
-                            ),
-                        )
-                        .to_string(),
-                    )
-                    .into());
-                }
+                package_dir(&l.path, image, path)?;
             } else if !is_linuxkit_builtin(reference) {
-                let with_latest = format!("{reference}:latest");
-                if cache.lookup(reference, arch)?.is_none()
-                    && cache.lookup(&with_latest, arch)?.is_none()
-                {
-                    let msg = format!("image {reference} for {arch} is not in the cache; registry pulls come with issue 4 — use a local package (\"@pkg:PATH\")");
-                    return Err(UsageError(ConfigError::at(&l.path, image, msg).to_string()).into());
-                }
+                cached_name(cache, &l.path, image, arch)?;
             }
         }
     }
     Ok(())
+}
+
+/// The folder an `@pkg:PATH` reference in `file` names, if it is a package.
+fn package_dir(
+    file: &Path,
+    image: &marked_yaml::Spanned<String>,
+    path: &str,
+) -> anyhow::Result<PathBuf> {
+    let dir = file.parent().unwrap_or(Path::new(".")).join(path);
+    if !dir.join("build.yml").is_file() {
+        let msg = format!(
+            "no package at {} (a package is a folder with a build.yml)",
+            dir.display()
+        );
+        return Err(UsageError(ConfigError::at(file, image, msg).to_string()).into());
+    }
+    Ok(dir)
+}
+
+/// The cache name of a non-package reference (`:latest` added when it has
+/// no tag or digest), if the cache has it for `arch`.
+fn cached_name(
+    cache: &Cache,
+    file: &Path,
+    image: &marked_yaml::Spanned<String>,
+    arch: &str,
+) -> anyhow::Result<String> {
+    let reference = image.as_str();
+    let mut name = reference.to_string();
+    if cache.lookup(&name, arch)?.is_none()
+        && !name.rsplit('/').next().unwrap_or("").contains(':')
+        && !name.contains('@')
+    {
+        name.push_str(":latest");
+    }
+    if cache.lookup(&name, arch)?.is_none() {
+        let msg = format!("image {reference} for {arch} is not in the cache; registry pulls come with issue 4 — use a local package (\"@pkg:PATH\")");
+        return Err(UsageError(ConfigError::at(file, image, msg).to_string()).into());
+    }
+    Ok(name)
 }
 
 /// LinuxKit's own init, runtime and containerd: hull-init does their job.
