@@ -361,6 +361,7 @@ pub fn runtime_json(entry: &ImageEntry) -> RuntimeJson {
         restart: entry.restart.unwrap_or_default(),
         stop_signal: 15,
         stop_grace_ms: entry.stop_grace_period.map(|s| s * 1000).unwrap_or(10_000),
+        ..RuntimeJson::default()
     }
 }
 

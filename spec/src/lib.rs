@@ -46,7 +46,7 @@ pub struct ContainerRef {
 }
 
 /// `runtime.json`: what hull does around a container, beyond the OCI spec.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RuntimeJson {
     /// Directories created (with parents) in the guest before the container starts,
@@ -72,6 +72,125 @@ pub struct RuntimeJson {
     /// Time between the stop signal and SIGKILL, in milliseconds.
     #[serde(default = "ten_seconds")]
     pub stop_grace_ms: u64,
+    /// For services: first delay before a restart, in milliseconds; doubled
+    /// (with jitter) after each quick exit up to `backoff_max_ms`.
+    #[serde(default = "quarter_second")]
+    pub backoff_initial_ms: u64,
+    /// For services: the longest delay between restarts, in milliseconds.
+    #[serde(default = "thirty_seconds")]
+    pub backoff_max_ms: u64,
+    /// For services: how many restarts in a row (without a stable period in
+    /// between) before the service is marked failed and left alone.
+    #[serde(default = "five")]
+    pub start_limit: u32,
+    /// For services: names of services that must be ready before this one starts
+    /// (and that stop only after this one has stopped).
+    #[serde(default)]
+    pub depends: Vec<String>,
+    /// For services: when the service counts as ready; `None` means as soon as
+    /// its process has started.
+    #[serde(default)]
+    pub readiness: Option<Readiness>,
+    /// LinuxKit's `runtime.cgroups`: cgroups created before the container starts.
+    #[serde(default)]
+    pub cgroups: Vec<String>,
+    /// LinuxKit's `runtime.interfaces`: network interfaces moved or created
+    /// into the container's network namespace.
+    #[serde(default)]
+    pub interfaces: Vec<RuntimeInterface>,
+    /// LinuxKit's `runtime.bindNS`: bind-mount the container's namespaces to
+    /// these paths so that other containers can join them.
+    #[serde(default)]
+    pub bind_ns: BindNs,
+    /// LinuxKit's `runtime.namespace`: the containerd namespace (accepted; hull has one).
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+/// When a service counts as ready (gates the services that depend on it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Readiness {
+    pub check: ReadinessCheck,
+    /// How long to wait for the check to pass; after that the service is
+    /// failed (and stopped), and its dependants are not started.
+    #[serde(default = "sixty_seconds")]
+    pub timeout_ms: u64,
+}
+
+/// The check behind [`Readiness`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum ReadinessCheck {
+    /// The service sends `READY=1` on `$NOTIFY_SOCKET` (systemd's `sd_notify`).
+    Notify,
+    /// A file appears at this path (as seen by PID 1, e.g. under /run).
+    File(String),
+    /// A TCP connection to 127.0.0.1:PORT in the service's network namespace succeeds.
+    Tcp(u16),
+}
+
+/// One entry of LinuxKit's `runtime.interfaces`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RuntimeInterface {
+    /// Name inside the container.
+    #[serde(default)]
+    pub name: String,
+    /// Kind of interface to create (`veth`, ...); empty moves an existing one.
+    #[serde(default)]
+    pub add: String,
+    /// For veth: the name of the other end.
+    #[serde(default)]
+    pub peer: String,
+    /// Create in the root namespace, then move.
+    #[serde(default)]
+    pub create_in_root: bool,
+}
+
+/// LinuxKit's `runtime.bindNS`: per namespace kind, a path to bind it to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BindNs {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipc: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mnt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uts: Option<String>,
+}
+
+impl Default for RuntimeJson {
+    /// The same values as an empty `{}` (serde's field defaults), so code and
+    /// JSON never disagree about what "not set" means.
+    fn default() -> Self {
+        RuntimeJson {
+            mkdir: Vec::new(),
+            mounts: Vec::new(),
+            console_log: yes(),
+            required: false,
+            restart: RestartPolicy::default(),
+            stop_signal: sigterm(),
+            stop_grace_ms: ten_seconds(),
+            backoff_initial_ms: quarter_second(),
+            backoff_max_ms: thirty_seconds(),
+            start_limit: five(),
+            depends: Vec::new(),
+            readiness: None,
+            cgroups: Vec::new(),
+            interfaces: Vec::new(),
+            bind_ns: BindNs::default(),
+            namespace: None,
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -82,6 +201,18 @@ fn sigterm() -> i32 {
 }
 fn ten_seconds() -> u64 {
     10_000
+}
+fn quarter_second() -> u64 {
+    250
+}
+fn thirty_seconds() -> u64 {
+    30_000
+}
+fn sixty_seconds() -> u64 {
+    60_000
+}
+fn five() -> u32 {
+    5
 }
 
 /// A mount done by hull itself before a container starts.
@@ -126,10 +257,23 @@ mod tests {
     #[test]
     fn runtime_json_defaults_are_what_docs_promise() {
         let rt: RuntimeJson = serde_json::from_str("{}").unwrap();
+        assert_eq!(rt, RuntimeJson::default());
         assert!(rt.console_log);
         assert_eq!(rt.restart, RestartPolicy::OnFailure);
         assert_eq!(rt.stop_signal, 15);
         assert_eq!(rt.stop_grace_ms, 10_000);
+        assert_eq!((rt.backoff_initial_ms, rt.backoff_max_ms), (250, 30_000));
+        assert_eq!(rt.start_limit, 5);
+        assert!(rt.depends.is_empty() && rt.readiness.is_none());
+    }
+
+    #[test]
+    fn readiness_round_trips() {
+        let r: Readiness = serde_json::from_str(r#"{"check":{"tcp":6379}}"#).unwrap();
+        assert_eq!(r.check, ReadinessCheck::Tcp(6379));
+        assert_eq!(r.timeout_ms, 60_000);
+        let n: Readiness = serde_json::from_str(r#"{"check":"notify","timeoutMs":5}"#).unwrap();
+        assert_eq!(n.check, ReadinessCheck::Notify);
     }
 
     #[test]

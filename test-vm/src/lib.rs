@@ -84,11 +84,31 @@ pub fn vm_tests_enabled() -> bool {
     on
 }
 
-/// Serialises VM tests within the test process. Hold the guard for the whole
-/// test. A panic in an earlier test does not poison it for the next ones.
-pub fn vm_lock() -> MutexGuard<'static, ()> {
+/// Serialises VM tests: within the test process (a mutex) and across
+/// processes on this machine (an exclusive lock on `/tmp/hull-vm-tests.lock`),
+/// because two TCG guests on two cores miss their deadlines. Hold the guard for
+/// the whole test. A panic in an earlier test does not poison it.
+pub fn vm_lock() -> VmLock {
     static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("hull-vm-tests.lock"))
+        .ok();
+    // The lock is released when the file is closed (also if the process dies).
+    let file = file.filter(|f| f.lock().is_ok());
+    VmLock {
+        _file: file,
+        _guard: guard,
+    }
+}
+
+/// Held for the duration of one VM test; see [`vm_lock`].
+pub struct VmLock {
+    _file: Option<File>,
+    _guard: MutexGuard<'static, ()>,
 }
 
 /// The workspace root (the parent of this crate).
