@@ -3,8 +3,10 @@
 //! library modules and crates beside it.
 
 mod cache;
+mod check;
 mod cmd;
 mod config;
+mod image_map;
 mod ocispec;
 mod pkg;
 
@@ -30,6 +32,8 @@ struct Cli {
 enum Cmd {
     /// Build bootable outputs from YAML files.
     Build(cmd::build::BuildArgs),
+    /// Check YAML files without building (offline): every error, each as FILE:LINE:COL.
+    Validate(cmd::validate::ValidateArgs),
     /// Run a built image.
     #[command(subcommand)]
     Run(RunCmd),
@@ -56,12 +60,18 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Build(a) => cmd::build::run(a).map(|_| 0),
+        Cmd::Validate(a) => cmd::validate::run(a).map(|_| 0),
         Cmd::Run(RunCmd::Qemu(a)) => cmd::run_qemu::run(a),
         Cmd::Pkg(c) => cmd::pkg::run(c).map(|_| 0),
     };
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
+            // Mistakes in the input files: one `FILE:LINE:COL: message` per line.
+            if let Some(errs) = e.downcast_ref::<config::ConfigErrors>() {
+                eprintln!("{errs}");
+                std::process::exit(2);
+            }
             let code = if e.downcast_ref::<UsageError>().is_some() {
                 2
             } else {

@@ -1,35 +1,22 @@
-//! The OCI runtime spec and `runtime.json` of each container, computed from
-//! the image's config, then its `org.mobyproject.config` label, then the YAML
-//! entry (LinuxKit's precedence: a YAML field replaces the label's, except
-//! `binds.add` and `capabilities.add`, which add to it).
+//! The OCI runtime spec (`config.json`) and `runtime.json` of each
+//! container, computed from the image's config, then its
+//! `org.mobyproject.config` label, then the YAML entry, with LinuxKit's
+//! precedence (`ConfigToOCI` in LinuxKit's `moby/config.go`): a field
+//! written in the YAML replaces the label's, except `binds.add` and
+//! `capabilities.add`, which add to the label's `binds` and `capabilities`.
 
-use serde_json::{json, Value};
-use spec::{RuntimeJson, RuntimeMount};
+use std::collections::BTreeMap;
 
-use crate::config::ImageEntry;
+use serde_json::{json, Map, Value};
+use spec::{Readiness, ReadinessCheck, RuntimeJson, RuntimeMount};
+
+use crate::check;
+use crate::config::{self, Device, ImageEntry, Mount, ReadinessValue};
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Docker's (and LinuxKit's) default capability set.
-const DEFAULT_CAPS: &[&str] = &[
-    "CAP_AUDIT_WRITE",
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_MKNOD",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_RAW",
-    "CAP_SETFCAP",
-    "CAP_SETGID",
-    "CAP_SETPCAP",
-    "CAP_SETUID",
-    "CAP_SYS_CHROOT",
-];
-
 /// Every capability the 6.1 kernels know.
-const ALL_CAPS: &[&str] = &[
+pub const ALL_CAPS: &[&str] = &[
     "CAP_AUDIT_CONTROL",
     "CAP_AUDIT_READ",
     "CAP_AUDIT_WRITE",
@@ -73,24 +60,33 @@ const ALL_CAPS: &[&str] = &[
     "CAP_WAKE_ALARM",
 ];
 
+const RLIMITS: &[&str] = &[
+    "RLIMIT_CPU",
+    "RLIMIT_FSIZE",
+    "RLIMIT_DATA",
+    "RLIMIT_STACK",
+    "RLIMIT_CORE",
+    "RLIMIT_RSS",
+    "RLIMIT_NPROC",
+    "RLIMIT_NOFILE",
+    "RLIMIT_MEMLOCK",
+    "RLIMIT_AS",
+    "RLIMIT_LOCKS",
+    "RLIMIT_SIGPENDING",
+    "RLIMIT_MSGQUEUE",
+    "RLIMIT_NICE",
+    "RLIMIT_RTPRIO",
+    "RLIMIT_RTTIME",
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     #[error(
         "container {name}: the org.mobyproject.config label is not a valid image entry: {message}"
     )]
     BadLabel { name: String, message: String },
-    #[error("container {name}: bind {bind:?} is not SOURCE:DESTINATION[:OPTIONS]")]
-    BadBind { name: String, bind: String },
-    #[error("container {name}: unknown capability {cap:?}")]
-    BadCapability { name: String, cap: String },
-    #[error(
-        "container {name}: {field}: {value:?} is not supported yet (only \"host\" or the default)"
-    )]
-    Namespace {
-        name: String,
-        field: &'static str,
-        value: String,
-    },
+    #[error("container {name}: {message}")]
+    BadValue { name: String, message: String },
     #[error(
         "container {name}: has no command (neither the YAML, the label nor the image gives one)"
     )]
@@ -99,90 +95,246 @@ pub enum SpecError {
     Invalid { name: String, message: String },
 }
 
-/// The YAML entry over the label: YAML fields win, `.add` lists append.
+/// The YAML entry over the image's label (LinuxKit's precedence).
 pub fn merge_label(
     name: &str,
     label: Option<&str>,
     yaml: &ImageEntry,
 ) -> Result<ImageEntry, SpecError> {
-    let Some(label) = label else {
-        return Ok(yaml.clone());
-    };
-    let base: ImageEntry = serde_json::from_str(label).map_err(|e| SpecError::BadLabel {
+    let bad_label = |message: String| SpecError::BadLabel {
         name: name.into(),
-        message: e.to_string(),
-    })?;
-    macro_rules! pick {
-        ($($f:ident),*) => { ImageEntry { $($f: yaml.$f.clone().or(base.$f.clone()),)* name: yaml.name.clone(), image: yaml.image.clone(), binds_add: None, capabilities_add: None } };
+        message,
+    };
+    let base = match label {
+        Some(l) if !l.trim().is_empty() => config::parse_label(l).map_err(bad_label)?,
+        _ => ImageEntry::default(),
+    };
+    let to_map = |e: &ImageEntry| match serde_json::to_value(e) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    let mut out = to_map(&base);
+    let top = to_map(yaml);
+    // `.add` only means something in the YAML (as in LinuxKit).
+    out.remove("binds.add");
+    out.remove("capabilities.add");
+    for (plain, add) in [("binds", "binds.add"), ("capabilities", "capabilities.add")] {
+        if top.contains_key(plain) {
+            continue;
+        }
+        if let Some(Value::Array(extra)) = top.get(add) {
+            let mut list = match out.remove(plain) {
+                Some(Value::Array(a)) => a,
+                _ => Vec::new(),
+            };
+            for x in extra {
+                if !list.contains(x) {
+                    list.push(x.clone());
+                }
+            }
+            out.insert(plain.into(), Value::Array(list));
+        }
     }
-    let mut out = pick!(
-        command,
-        env,
-        cwd,
-        binds,
-        capabilities,
-        net,
-        pid,
-        ipc,
-        uts,
-        readonly,
-        hostname,
-        runtime,
-        restart,
-        required,
-        console,
-        stop_grace_period
-    );
-    let mut binds = out.binds.take().unwrap_or_default();
-    binds.extend(base.binds_add.clone().unwrap_or_default());
-    binds.extend(yaml.binds_add.clone().unwrap_or_default());
-    out.binds = Some(binds);
-    let mut caps = out.capabilities.take();
-    let adds: Vec<String> = base
-        .capabilities_add
-        .iter()
-        .chain(yaml.capabilities_add.iter())
-        .flatten()
-        .cloned()
-        .collect();
-    if !adds.is_empty() {
-        let mut c = caps.unwrap_or_else(|| DEFAULT_CAPS.iter().map(|s| s.to_string()).collect());
-        c.extend(adds);
-        caps = Some(c);
-    }
-    out.capabilities = caps;
-    Ok(out)
+    overlay(&mut out, top);
+    out.remove("binds.add");
+    out.remove("capabilities.add");
+    serde_json::from_value(Value::Object(out)).map_err(|e| bad_label(e.to_string()))
 }
 
-fn capabilities(name: &str, entry: &ImageEntry) -> Result<Vec<String>, SpecError> {
-    let Some(list) = &entry.capabilities else {
-        return Ok(DEFAULT_CAPS.iter().map(|s| s.to_string()).collect());
-    };
-    let mut out = Vec::new();
-    for c in list {
-        match c.to_ascii_lowercase().as_str() {
-            "all" => out.extend(ALL_CAPS.iter().map(|s| s.to_string())),
-            "none" => {}
-            _ => {
-                let up = c.to_ascii_uppercase();
-                let up = if up.starts_with("CAP_") {
-                    up
-                } else {
-                    format!("CAP_{up}")
-                };
-                if !ALL_CAPS.contains(&up.as_str()) {
-                    return Err(SpecError::BadCapability {
-                        name: name.into(),
-                        cap: c.clone(),
-                    });
-                }
-                out.push(up);
+/// `top`'s keys replace `base`'s; `runtime` and its `bindNS` merge key by key.
+fn overlay(base: &mut Map<String, Value>, top: Map<String, Value>) {
+    for (k, v) in top {
+        match (base.get_mut(&k), v) {
+            (Some(Value::Object(b)), Value::Object(t)) if k == "runtime" || k == "bindNS" => {
+                overlay(b, t)
+            }
+            (_, v) => {
+                base.insert(k, v);
             }
         }
     }
-    out.sort();
-    out.dedup();
-    Ok(out)
+}
+
+/// `SRC:DST[:OPTS]`, as LinuxKit reads it. Options default to
+/// `rw,rbind,rshared`; given options get `rbind` added.
+pub fn parse_bind(b: &str) -> Result<(String, String, Vec<String>), String> {
+    let parts: Vec<&str> = b.split(':').collect();
+    if parts.len() < 2 {
+        return Err(format!(
+            "bind {b:?} is not SOURCE:DESTINATION[:OPTIONS] (missing ':')"
+        ));
+    }
+    if parts.len() > 3 {
+        return Err(format!(
+            "bind {b:?} is not SOURCE:DESTINATION[:OPTIONS] (too many ':')"
+        ));
+    }
+    if !parts[0].starts_with('/') || !parts[1].starts_with('/') {
+        return Err(format!(
+            "bind {b:?}: source and destination must be absolute paths"
+        ));
+    }
+    let opts = match parts.get(2) {
+        None => vec!["rw".into(), "rbind".into(), "rshared".into()],
+        Some(o) => {
+            let mut v: Vec<String> = o
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+            if !v.iter().any(|x| x == "rbind") {
+                v.push("rbind".into());
+            }
+            v
+        }
+    };
+    Ok((parts[0].into(), parts[1].into(), opts))
+}
+
+/// `DST[:OPTS]` of `tmpfs`.
+pub fn parse_tmpfs(t: &str) -> Result<(String, Vec<String>), String> {
+    let parts: Vec<&str> = t.split(':').collect();
+    if parts.len() > 2 {
+        return Err(format!(
+            "tmpfs {t:?} is not DESTINATION[:OPTIONS] (too many ':')"
+        ));
+    }
+    if !parts[0].starts_with('/') {
+        return Err(format!(
+            "tmpfs {t:?}: the destination must be an absolute path"
+        ));
+    }
+    let opts = parts
+        .get(1)
+        .map(|o| {
+            o.split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((parts[0].into(), opts))
+}
+
+/// A mount with LinuxKit's inferences: the type from a special source
+/// (`proc`, `sysfs`, `devpts`, `cgroup`, `mqueue`; `tmpfs` for `/dev`), the
+/// source from the type, the destination from the type.
+pub fn complete_mount(m: &Mount) -> Result<(String, String, String, Vec<String>), String> {
+    let src = m.source.clone().unwrap_or_default();
+    let dest = m.destination.clone().unwrap_or_default();
+    let mut kind = m.kind.clone().unwrap_or_default();
+    if kind.is_empty()
+        && matches!(
+            src.as_str(),
+            "mqueue" | "devpts" | "proc" | "sysfs" | "cgroup"
+        )
+    {
+        kind = src.clone();
+    }
+    if kind.is_empty() && dest == "/dev" {
+        kind = "tmpfs".into();
+    }
+    if kind.is_empty() {
+        return Err(format!(
+            "the mount at {dest:?} has no `type` and none can be inferred"
+        ));
+    }
+    let src = if src.is_empty() { kind.clone() } else { src };
+    let dest = if dest.is_empty() {
+        match kind.as_str() {
+            "proc" => "/proc",
+            "devpts" => "/dev/pts",
+            "sysfs" => "/sys",
+            "cgroup" | "cgroup2" => "/sys/fs/cgroup",
+            "mqueue" => "/dev/mqueue",
+            _ => return Err(format!("a {kind} mount needs a `destination`")),
+        }
+        .to_string()
+    } else {
+        dest
+    };
+    if !dest.starts_with('/') {
+        return Err(format!(
+            "mount destination {dest:?} must be an absolute path"
+        ));
+    }
+    Ok((src, dest, kind, m.options.clone().unwrap_or_default()))
+}
+
+/// A `devices` entry: the OCI device (none for `path: all`) and its cgroup rule.
+pub fn device(d: &Device) -> Result<(Option<Value>, Value), String> {
+    if !matches!(d.kind.as_str(), "b" | "c" | "u" | "p" | "a") {
+        return Err(format!("device type {:?}: use b, c, u, p or a", d.kind));
+    }
+    if d.path == "all" {
+        return Ok((
+            None,
+            json!({"allow": true, "type": d.kind, "access": "rwm"}),
+        ));
+    }
+    if !d.path.starts_with('/') {
+        return Err(format!(
+            "device path {:?} must be absolute (or `all`)",
+            d.path
+        ));
+    }
+    let mode = d.mode.as_deref().unwrap_or("0600");
+    let mode =
+        check::parse_mode(mode).ok_or_else(|| format!("device mode {mode:?} is not octal"))?;
+    let dev = json!({"path": d.path, "type": d.kind, "major": d.major, "minor": d.minor, "fileMode": mode});
+    let rule =
+        json!({"allow": true, "type": d.kind, "major": d.major, "minor": d.minor, "access": "rwm"});
+    Ok((Some(dev), rule))
+}
+
+/// `NAME,SOFT,HARD` (`RLIMIT_` optional, `unlimited` allowed).
+pub fn parse_rlimit(r: &str) -> Result<Value, String> {
+    let parts: Vec<&str> = r.splitn(3, ',').collect();
+    if parts.len() != 3 {
+        return Err(format!("rlimit {r:?} is not NAME,SOFT,HARD"));
+    }
+    let mut name = parts[0].trim().to_ascii_uppercase();
+    if !name.starts_with("RLIMIT_") {
+        name = format!("RLIMIT_{name}");
+    }
+    if !RLIMITS.contains(&name.as_str()) {
+        return Err(format!("rlimit {:?}: unknown limit", parts[0].trim()));
+    }
+    let num = |s: &str| -> Result<u64, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("unlimited") {
+            Ok(u64::MAX)
+        } else {
+            s.parse()
+                .map_err(|_| format!("rlimit {r:?}: {s:?} is not a number or `unlimited`"))
+        }
+    };
+    let (soft, hard) = (num(parts[1])?, num(parts[2])?);
+    if soft > hard {
+        return Err(format!(
+            "rlimit {r:?}: the soft limit is above the hard limit"
+        ));
+    }
+    Ok(json!({"type": name, "soft": soft, "hard": hard}))
+}
+
+/// `capabilities` or `ambient` as a list: a single `all` is every
+/// capability, a single `none` (or nothing written) is none.
+fn cap_list(list: Option<&Vec<String>>) -> Result<Vec<String>, String> {
+    let list = list.cloned().unwrap_or_default();
+    if list.len() == 1 {
+        match list[0].to_ascii_lowercase().as_str() {
+            "all" => return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect()),
+            "none" => return Ok(Vec::new()),
+            _ => {}
+        }
+    }
+    for c in &list {
+        if !ALL_CAPS.contains(&c.as_str()) {
+            return Err(format!("unknown capability {c:?}"));
+        }
+    }
+    Ok(list)
 }
 
 /// Where a container's mounts land inside its rootfs: the build creates
@@ -196,49 +348,59 @@ pub fn mount_destinations(config: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Computes `config.json` for one container.
-/// `image_config` is the OCI image config's `config` object.
+/// Computes `config.json` for one container from its merged entry.
+/// `image_config` is the OCI image config's `config` object; `ids` the
+/// uid of every container by name ([`config::Config::id_map`]).
 pub fn runtime_spec(
     name: &str,
-    cgroup: &str,
+    section: &str,
     entry: &ImageEntry,
     image_config: &Value,
+    ids: &BTreeMap<String, u32>,
 ) -> Result<Value, SpecError> {
-    let mut args: Vec<String> = match &entry.command {
+    let bad = |message: String| SpecError::BadValue {
+        name: name.into(),
+        message,
+    };
+    // The same value checks as `hull validate`, now on the label's fields too.
+    if let Some((path, msg)) = check::entry_problems(entry)
+        .into_iter()
+        .chain(check::id_problems(entry, ids))
+        .next()
+    {
+        return Err(bad(format!("{}: {msg}", path.join("."))));
+    }
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(String::from))
+            .collect()
+    };
+    // Command, env and cwd may come from the image (a Dockerfile sets them).
+    let args = match &entry.command {
         Some(c) => c.clone(),
         None => {
-            let ep = image_config["Entrypoint"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let cmd = image_config["Cmd"].as_array().cloned().unwrap_or_default();
-            ep.into_iter()
-                .chain(cmd)
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
+            let mut a = strings(&image_config["Entrypoint"]);
+            a.extend(strings(&image_config["Cmd"]));
+            a
         }
     };
     if args.is_empty() {
         return Err(SpecError::NoCommand { name: name.into() });
     }
-    args.retain(|_| true);
-    let mut env: Vec<String> = image_config["Env"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().map(String::from))
-        .collect();
-    for e in entry.env.iter().flatten() {
-        let key = e.split('=').next().unwrap_or("");
-        env.retain(|x| x.split('=').next() != Some(key));
-        env.push(e.clone());
-    }
+    let mut env = entry
+        .env
+        .clone()
+        .unwrap_or_else(|| strings(&image_config["Env"]));
+    // Not LinuxKit's: without PATH the runtime cannot find a bare argv[0].
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.insert(0, DEFAULT_PATH.to_string());
     }
     let cwd = entry
         .cwd
         .clone()
+        .filter(|c| !c.is_empty())
         .or_else(|| {
             image_config["WorkingDir"]
                 .as_str()
@@ -246,90 +408,204 @@ pub fn runtime_spec(
                 .map(String::from)
         })
         .unwrap_or_else(|| "/".into());
-    let caps = capabilities(name, entry)?;
+    let readonly = entry.readonly.unwrap_or(false);
 
-    let mut mounts = vec![
-        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
-        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
-        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
-        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
-    ];
-    for b in entry.binds.iter().flatten() {
-        let parts: Vec<&str> = b.split(':').collect();
-        if parts.len() < 2
-            || parts.len() > 3
-            || !parts[0].starts_with('/')
-            || !parts[1].starts_with('/')
-        {
-            return Err(SpecError::BadBind {
-                name: name.into(),
-                bind: b.clone(),
-            });
-        }
-        let mut opts = vec!["rw".to_string(), "rbind".to_string(), "rshared".to_string()];
-        if let Some(o) = parts.get(2) {
-            opts = o.split(',').map(String::from).collect();
-            if !opts.iter().any(|o| o == "bind" || o == "rbind") {
-                opts.push("rbind".into());
-            }
-        }
-        mounts.retain(|m| m["destination"] != parts[1]);
-        mounts.push(
-            json!({"destination": parts[1], "type": "bind", "source": parts[0], "options": opts}),
+    // LinuxKit's default mounts (Docker's options); `readonly` makes /dev and /sys read-only too.
+    let mut mounts: BTreeMap<String, Value> = BTreeMap::new();
+    let mut dev_opts = vec!["nosuid", "strictatime", "mode=755", "size=65536k"];
+    let mut sys_opts = vec!["nosuid", "noexec", "nodev"];
+    if readonly {
+        dev_opts.push("ro");
+        sys_opts.push("ro");
+    }
+    for (dest, kind, source, opts) in [
+        (
+            "/proc",
+            "proc",
+            "proc",
+            vec!["nosuid", "nodev", "noexec", "relatime"],
+        ),
+        ("/dev", "tmpfs", "tmpfs", dev_opts),
+        (
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            vec![
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+            ],
+        ),
+        ("/sys", "sysfs", "sysfs", sys_opts),
+        (
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            vec!["nosuid", "noexec", "nodev", "relatime", "ro"],
+        ),
+    ] {
+        mounts.insert(
+            dest.into(),
+            json!({"destination": dest, "type": kind, "source": source, "options": opts}),
         );
     }
+    for t in entry.tmpfs.iter().flatten() {
+        let (dest, opts) = parse_tmpfs(t).map_err(bad)?;
+        mounts.insert(
+            dest.clone(),
+            json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": opts}),
+        );
+    }
+    for b in entry.binds.iter().flatten() {
+        let (src, dest, opts) = parse_bind(b).map_err(bad)?;
+        mounts.insert(
+            dest.clone(),
+            json!({"destination": dest, "type": "bind", "source": src, "options": opts}),
+        );
+    }
+    for m in entry.mounts.iter().flatten() {
+        let (src, dest, kind, opts) = complete_mount(m).map_err(bad)?;
+        mounts.insert(
+            dest.clone(),
+            json!({"destination": dest, "type": kind, "source": src, "options": opts}),
+        );
+    }
+    // Sorted by destination, so /dev comes before /dev/pts.
+    let mounts: Vec<Value> = mounts.into_values().collect();
 
-    let mut namespaces = vec![json!({"type": "mount"})];
-    for (field, value, ns) in [
-        ("pid", &entry.pid, "pid"),
-        ("net", &entry.net, "network"),
-        ("ipc", &entry.ipc, "ipc"),
-        ("uts", &entry.uts, "uts"),
+    // net, ipc, uts, user: the host's unless asked; pid: a new one unless
+    // `host`; mount and cgroup: always new. A path joins that namespace.
+    let mut namespaces = Vec::new();
+    for (value, kind, default_new) in [
+        (&entry.net, "network", false),
+        (&entry.ipc, "ipc", false),
+        (&entry.uts, "uts", false),
+        (&entry.pid, "pid", true),
+        (&entry.userns, "user", false),
     ] {
-        // LinuxKit's defaults: new pid namespace; host network, ipc and uts.
-        let default_new = ns == "pid";
-        let new = match value.as_deref() {
-            None => default_new,
-            Some("host") => false,
-            Some("new") | Some("none") => true,
-            Some(other) => {
-                return Err(SpecError::Namespace {
-                    name: name.into(),
-                    field,
-                    value: other.into(),
-                })
-            }
-        };
-        if new {
-            namespaces.push(json!({"type": ns}));
+        match value.as_deref() {
+            None | Some("") if default_new => namespaces.push(json!({"type": kind})),
+            None | Some("") | Some("host") | Some("root") => {}
+            Some("new") | Some("none") => namespaces.push(json!({"type": kind})),
+            Some(path) => namespaces.push(json!({"type": kind, "path": path})),
+        }
+    }
+    namespaces.push(json!({"type": "mount"}));
+    namespaces.push(json!({"type": "cgroup"}));
+
+    let caps = cap_list(entry.capabilities.as_ref()).map_err(bad)?;
+    let ambient = cap_list(entry.ambient.as_ref()).map_err(bad)?;
+    let mut bounding: Vec<String> = caps.iter().chain(&ambient).cloned().collect();
+    bounding.sort();
+    bounding.dedup();
+
+    let mut rlimits = Vec::new();
+    for r in entry.rlimits.iter().flatten() {
+        rlimits.push(parse_rlimit(r).map_err(bad)?);
+    }
+    let id = |v: &Option<config::IdValue>| -> Result<u32, SpecError> {
+        v.as_ref()
+            .map(|v| check::resolve_id(v, ids).map_err(bad))
+            .unwrap_or(Ok(0))
+    };
+    let uid = id(&entry.uid)?;
+    let gid = id(&entry.gid)?;
+    let mut additional = Vec::new();
+    for g in entry.additional_gids.iter().flatten() {
+        additional.push(check::resolve_id(g, ids).map_err(bad)?);
+    }
+
+    let mut resources = match &entry.resources {
+        Some(r) => serde_json::to_value(r).unwrap_or_else(|_| json!({})),
+        None => json!({}),
+    };
+    let mut devices = Vec::new();
+    for d in entry.devices.iter().flatten() {
+        let (dev, rule) = device(d).map_err(bad)?;
+        devices.extend(dev);
+        match resources["devices"].as_array_mut() {
+            Some(a) => a.push(rule),
+            None => resources["devices"] = json!([rule]),
         }
     }
 
+    let mut user = json!({"uid": uid, "gid": gid});
+    if !additional.is_empty() {
+        user["additionalGids"] = json!(additional);
+    }
+    let mut process = json!({
+        "terminal": false,
+        "user": user,
+        "args": args,
+        "env": env,
+        "cwd": cwd,
+        "capabilities": {
+            "bounding": bounding,
+            "effective": caps,
+            "inheritable": bounding,
+            "permitted": bounding,
+            "ambient": ambient,
+        },
+        "noNewPrivileges": entry.no_new_privileges.unwrap_or(false),
+    });
+    if !rlimits.is_empty() {
+        process["rlimits"] = json!(rlimits);
+    }
+    if let Some(o) = entry.oom_score_adj {
+        process["oomScoreAdj"] = json!(o);
+    }
+    // libcontainer needs an absolute cgroups path; LinuxKit's are relative to the root.
+    let cgroup = match entry.cgroups_path.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) if p.starts_with('/') => p.to_string(),
+        Some(p) => format!("/{p}"),
+        None => format!("/hull/{section}/{name}"),
+    };
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "cgroupsPath": cgroup,
+        "maskedPaths": entry.masked_paths.clone().unwrap_or_default(),
+        "readonlyPaths": entry.readonly_paths.clone().unwrap_or_default(),
+    });
+    if resources.as_object().is_some_and(|r| !r.is_empty()) {
+        linux["resources"] = resources;
+    }
+    if !devices.is_empty() {
+        linux["devices"] = json!(devices);
+    }
+    if let Some(s) = entry.sysctl.as_ref().filter(|s| !s.is_empty()) {
+        linux["sysctl"] = json!(s);
+    }
+    if let Some(p) = entry.rootfs_propagation.as_ref().filter(|p| !p.is_empty()) {
+        linux["rootfsPropagation"] = json!(p);
+    }
+    for (key, list) in [
+        ("uidMappings", &entry.uid_mappings),
+        ("gidMappings", &entry.gid_mappings),
+    ] {
+        if let Some(l) = list.as_ref().filter(|l| !l.is_empty()) {
+            let v: Vec<Value> = l
+                .iter()
+                .map(
+                    |m| json!({"containerID": m.container_id, "hostID": m.host_id, "size": m.size}),
+                )
+                .collect();
+            linux[key] = json!(v);
+        }
+    }
     let mut config = json!({
         "ociVersion": "1.0.2",
-        "process": {
-            "terminal": false,
-            "user": {"uid": 0, "gid": 0},
-            "args": args,
-            "env": env,
-            "cwd": cwd,
-            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "noNewPrivileges": false,
-        },
-        "root": {"path": "rootfs", "readonly": entry.readonly.unwrap_or(false)},
+        "process": process,
+        "root": {"path": "rootfs", "readonly": readonly},
         "mounts": mounts,
-        "linux": {
-            "namespaces": namespaces,
-            "cgroupsPath": cgroup,
-            "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
-            "readonlyPaths": ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
-        },
+        "linux": linux,
     });
-    if let Some(h) = &entry.hostname {
+    if let Some(h) = entry.hostname.as_ref().filter(|h| !h.is_empty()) {
         config["hostname"] = json!(h);
+    }
+    if let Some(a) = entry.annotations.as_ref().filter(|a| !a.is_empty()) {
+        config["annotations"] = json!(a);
     }
     // The contract with libcontainer: whatever we write must parse as an OCI spec.
     serde_json::from_value::<oci_spec::runtime::Spec>(config.clone()).map_err(|e| {
@@ -341,131 +617,54 @@ pub fn runtime_spec(
     Ok(config)
 }
 
-/// `runtime.json` for one container.
+/// `runtime.json` for one container: LinuxKit's `runtime` section and
+/// hull's supervision keys. Values were checked by [`check::entry_problems`];
+/// a value that still does not parse falls back to the default.
 pub fn runtime_json(entry: &ImageEntry) -> RuntimeJson {
     let rt = entry.runtime.clone().unwrap_or_default();
+    let d = RuntimeJson::default();
+    let ms = |v: &Option<config::DurationValue>, default: u64| {
+        v.as_ref().and_then(|v| v.millis().ok()).unwrap_or(default)
+    };
+    let backoff = entry.restart_backoff.clone().unwrap_or_default();
     RuntimeJson {
-        mkdir: rt.mkdir,
+        mkdir: rt.mkdir.unwrap_or_default(),
         mounts: rt
             .mounts
-            .into_iter()
-            .map(|m| RuntimeMount {
-                source: m.source,
-                destination: m.destination,
-                kind: m.kind,
-                options: m.options,
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|m| complete_mount(m).ok())
+            .map(|(source, destination, kind, options)| RuntimeMount {
+                source,
+                destination,
+                kind,
+                options,
             })
             .collect(),
-        console_log: entry.console.unwrap_or(true),
+        console_log: entry.console.unwrap_or(d.console_log),
         required: entry.required.unwrap_or(false),
         restart: entry.restart.unwrap_or_default(),
-        stop_signal: 15,
-        stop_grace_ms: entry.stop_grace_period.map(|s| s * 1000).unwrap_or(10_000),
-        ..RuntimeJson::default()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(yaml: &str) -> ImageEntry {
-        marked_yaml::from_yaml(0, yaml).unwrap()
-    }
-
-    #[test]
-    fn linuxkit_defaults() {
-        let e = entry("name: s\nimage: x\ncommand: [sh, -c, 'echo hi']\n");
-        let c = runtime_spec("s", "/hull/services/s", &e, &json!({})).unwrap();
-        let ns: Vec<&str> = c["linux"]["namespaces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n["type"].as_str().unwrap())
-            .collect();
-        assert_eq!(ns, ["mount", "pid"]);
-        assert_eq!(c["process"]["args"], json!(["sh", "-c", "echo hi"]));
-        assert!(c["process"]["env"][0]
-            .as_str()
-            .unwrap()
-            .starts_with("PATH="));
-        assert_eq!(c["linux"]["cgroupsPath"], "/hull/services/s");
-    }
-
-    #[test]
-    fn binds_and_host_pid() {
-        let e = entry("name: s\nimage: x\ncommand: [x]\npid: host\nbinds: [/run/a:/a, '/:/hostroot:rw,rbind']\n");
-        let c = runtime_spec("s", "/c", &e, &json!({})).unwrap();
-        let ns: Vec<&str> = c["linux"]["namespaces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n["type"].as_str().unwrap())
-            .collect();
-        assert_eq!(ns, ["mount"]);
-        let m = c["mounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["destination"] == "/a")
-            .unwrap();
-        assert_eq!(m["options"], json!(["rw", "rbind", "rshared"]));
-        assert!(mount_destinations(&c).contains(&"/hostroot".to_string()));
-    }
-
-    #[test]
-    fn label_then_yaml_precedence() {
-        let yaml =
-            entry("name: s\nimage: x\nbinds.add: [/b:/b]\ncapabilities.add: [CAP_NET_ADMIN]\n");
-        let merged = merge_label(
-            "s",
-            Some(
-                r#"{"command":["/bin/getty"],"binds":["/a:/a"],"capabilities":["CAP_SYS_ADMIN"]}"#,
-            ),
-            &yaml,
-        )
-        .unwrap();
-        assert_eq!(
-            merged.command.as_deref(),
-            Some(&["/bin/getty".to_string()][..])
-        );
-        assert_eq!(merged.binds.unwrap(), ["/a:/a", "/b:/b"]);
-        assert_eq!(
-            merged.capabilities.unwrap(),
-            ["CAP_SYS_ADMIN", "CAP_NET_ADMIN"]
-        );
-        let over = merge_label(
-            "s",
-            Some(r#"{"command":["a"]}"#),
-            &entry("name: s\nimage: x\ncommand: [b]\n"),
-        )
-        .unwrap();
-        assert_eq!(over.command.unwrap(), ["b"]);
-    }
-
-    #[test]
-    fn image_entrypoint_is_used_and_missing_command_is_an_error() {
-        let e = entry("name: s\nimage: x\n");
-        let c = runtime_spec(
-            "s",
-            "/c",
-            &e,
-            &json!({"Entrypoint": ["/bin/redis"], "Cmd": ["--port", "1"]}),
-        )
-        .unwrap();
-        assert_eq!(c["process"]["args"], json!(["/bin/redis", "--port", "1"]));
-        assert!(matches!(
-            runtime_spec("s", "/c", &e, &json!({})),
-            Err(SpecError::NoCommand { .. })
-        ));
-    }
-
-    #[test]
-    fn bad_capability_is_refused() {
-        let e = entry("name: s\nimage: x\ncommand: [x]\ncapabilities: [CAP_FLY]\n");
-        assert!(matches!(
-            runtime_spec("s", "/c", &e, &json!({})),
-            Err(SpecError::BadCapability { .. })
-        ));
+        stop_signal: entry
+            .stop_signal
+            .as_ref()
+            .and_then(|s| s.number().ok())
+            .unwrap_or(d.stop_signal),
+        stop_grace_ms: ms(&entry.stop_grace_period, d.stop_grace_ms),
+        backoff_initial_ms: ms(&backoff.initial, d.backoff_initial_ms),
+        backoff_max_ms: ms(&backoff.max, d.backoff_max_ms),
+        start_limit: entry.start_limit.unwrap_or(d.start_limit),
+        depends: entry.depends.clone().unwrap_or_default(),
+        readiness: entry.readiness.as_ref().map(|r| Readiness {
+            check: match r {
+                ReadinessValue::Notify => ReadinessCheck::Notify,
+                ReadinessValue::File(f) => ReadinessCheck::File(f.clone()),
+                ReadinessValue::Tcp(p) => ReadinessCheck::Tcp(u16::try_from(*p).unwrap_or(0)),
+            },
+            timeout_ms: ms(&entry.readiness_timeout, 60_000),
+        }),
+        cgroups: rt.cgroups.unwrap_or_default(),
+        interfaces: rt.interfaces.unwrap_or_default(),
+        bind_ns: rt.bind_ns.unwrap_or_default(),
+        namespace: rt.namespace,
     }
 }

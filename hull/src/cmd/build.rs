@@ -9,7 +9,9 @@ use serde_json::Value;
 use spec::{ContainerRef, ImageJson};
 
 use crate::cache::Cache;
-use crate::config::{self, ConfigError, ImageEntry};
+use crate::check;
+use crate::cmd::validate::{self, MapArgs};
+use crate::config::{self, Config, ImageEntry, Located, Pos};
 use crate::ocispec;
 use crate::pkg::{normalize_arch, Package};
 use crate::UsageError;
@@ -31,6 +33,8 @@ pub struct BuildArgs {
     /// Rebuild `@pkg:` packages even when the cache has their tag.
     #[arg(long)]
     pub force_pkg: bool,
+    #[command(flatten)]
+    pub map: MapArgs,
     /// The YAML files; later files add to earlier ones.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -60,13 +64,8 @@ struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
-    /// Resolves an image reference as written in `file`.
-    fn resolve(
-        &mut self,
-        file: &Path,
-        image: &marked_yaml::Spanned<String>,
-    ) -> anyhow::Result<Resolved> {
-        let reference = image.as_str();
+    /// Resolves an image reference written at `pos`.
+    fn resolve(&mut self, pos: &Pos, reference: &str) -> anyhow::Result<Resolved> {
         let key = reference.to_string();
         if let Some((t, c)) = self.done.get(&key) {
             return Ok(Resolved {
@@ -75,12 +74,12 @@ impl Resolver<'_> {
             });
         }
         let name = if let Some(path) = reference.strip_prefix("@pkg:") {
-            let dir = package_dir(file, image, path)?;
+            let dir = package_dir(pos, path)?;
             let pkg = Package::load(&dir).map_err(|e| UsageError(e.to_string()))?;
             pkg.build(self.cache, self.arch, self.force)
                 .with_context(|| format!("building package {}", dir.display()))?
         } else {
-            cached_name(self.cache, file, image, self.arch)?
+            cached_name(self.cache, pos, reference, self.arch)?
         };
         let img = self.cache.read_image(&name, self.arch)?;
         let config = img.config.get("config").cloned().unwrap_or(Value::Null);
@@ -90,59 +89,6 @@ impl Resolver<'_> {
             config,
         })
     }
-}
-
-/// Merges several files: lists append, later kernel sections win.
-fn merge(files: &[config::Loaded]) -> Result<config::Config, ConfigError> {
-    let mut out = config::Config::default();
-    let mut seen: BTreeMap<String, String> = BTreeMap::new();
-    for l in files {
-        let c = l.config.clone();
-        if c.kernel.is_some() {
-            out.kernel = c.kernel;
-        }
-        for (section, list) in [
-            ("onboot", &c.onboot),
-            ("onshutdown", &c.onshutdown),
-            ("services", &c.services),
-        ] {
-            for e in list {
-                let here = format!("{} ({section})", l.path.display());
-                if let Some(prev) = seen.insert(e.name.clone(), here) {
-                    let image = e.image.clone().unwrap_or_else(|| {
-                        marked_yaml::Spanned::new(marked_yaml::Span::new_blank(), String::new())
-                    });
-                    return Err(ConfigError::at(
-                        &l.path,
-                        &image,
-                        format!("container name {:?} is also used in {prev}", e.name),
-                    ));
-                }
-            }
-        }
-        out.init.extend(c.init);
-        out.onboot.extend(c.onboot);
-        out.onshutdown.extend(c.onshutdown);
-        out.services.extend(c.services);
-        out.files.extend(c.files);
-    }
-    Ok(out)
-}
-
-/// The file each entry came from, for error positions.
-fn origin<'a>(files: &'a [config::Loaded], name: &str) -> &'a Path {
-    files
-        .iter()
-        .find(|l| {
-            l.config
-                .onboot
-                .iter()
-                .chain(&l.config.onshutdown)
-                .chain(&l.config.services)
-                .any(|e| e.name == name)
-        })
-        .map(|l| l.path.as_path())
-        .unwrap_or(Path::new("?"))
 }
 
 pub fn run(args: BuildArgs) -> anyhow::Result<()> {
@@ -161,13 +107,15 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
             .into());
         }
     }
-    let mut loaded = Vec::new();
-    for f in &args.files {
-        loaded.push(config::load(f).map_err(|e| UsageError(e.to_string()))?);
-    }
-    let cfg = merge(&loaded).map_err(|e| UsageError(e.to_string()))?;
-    if cfg.trust.is_some() || loaded.iter().any(|l| l.config.trust.is_some()) {
-        eprintln!("hull: note: the `trust` section is LinuxKit's old content trust; hull verifies every blob by digest and ignores it");
+    // Every check that needs no image first, with all its errors at once.
+    let cfg = validate::prepare(&args.files, &args.map)?;
+    let first = args.files[0].clone();
+    if let Some(v) = cfg.volumes.first() {
+        return Err(UsageError(
+            v.error(&[], "`volumes` are checked but not built yet by this hull")
+                .to_string(),
+        )
+        .into());
     }
     let name = args.name.clone().unwrap_or_else(|| {
         args.files[0]
@@ -182,54 +130,48 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         force: args.force_pkg,
         done: BTreeMap::new(),
     };
-    let first = &loaded[0].path;
-    check_references(&loaded, &cache, arch)?;
+    check_references(&cfg, &cache, arch)?;
 
-    // The kernel.
-    let kernel_section = cfg.kernel.clone().ok_or_else(|| {
+    // The kernel: its fields merged over the files, later ones winning.
+    let (kernel_section, kernel_image) = cfg.kernel().ok_or_else(|| {
         UsageError(format!(
             "{}: no kernel section: an image needs `kernel: {{image: ...}}`",
             first.display()
         ))
     })?;
-    let kernel_file = loaded
-        .iter()
-        .rev()
-        .find(|l| l.config.kernel.is_some())
-        .map(|l| l.path.clone())
-        .unwrap_or_else(|| first.clone());
-    let kernel_img = resolver.resolve(&kernel_file, &kernel_section.image)?;
-    let kernel = match kernel_img.rootfs.get("kernel").map(|e| &e.kind) {
+    let kernel_pos = kernel_image.pos();
+    let kernel_img = resolver.resolve(&kernel_pos, &kernel_image.value)?;
+    let binary = kernel_section.binary.as_deref().unwrap_or("kernel");
+    let kernel = match kernel_img.rootfs.get(binary).map(|e| &e.kind) {
         Some(Kind::File(d)) => d.clone(),
-        _ => {
-            return Err(UsageError(
-                ConfigError::at(
-                    &kernel_file,
-                    &kernel_section.image,
-                    "this image has no /kernel file; it is not a kernel image",
-                )
+        _ => return Err(UsageError(
+            kernel_pos
+                .error(format!(
+                    "this image has no /{binary} file; it is not a kernel image (or set `binary`)"
+                ))
                 .to_string(),
-            )
-            .into())
-        }
+        )
+        .into()),
+    };
+    let ucode = match kernel_section.ucode.as_deref() {
+        None => None,
+        Some(u) => match kernel_img.rootfs.get(u).map(|e| &e.kind) {
+            Some(Kind::File(d)) => Some(d.clone()),
+            _ => {
+                return Err(UsageError(
+                    kernel_pos
+                        .error(format!("the kernel image has no /{u} (`ucode`)"))
+                        .to_string(),
+                )
+                .into())
+            }
+        },
     };
 
     let mut root = Tree::new();
     // init images: merged into the root in order.
     for init in &cfg.init {
-        let file = loaded
-            .iter()
-            .find(|l| l.config.init.iter().any(|i| i.as_str() == init.as_str()))
-            .map(|l| l.path.clone())
-            .unwrap_or_else(|| first.clone());
-        if is_linuxkit_builtin(init.as_str()) {
-            eprintln!(
-                "hull: note: {} is built into hull-init; skipped",
-                init.as_str()
-            );
-            continue;
-        }
-        let img = resolver.resolve(&file, init)?;
+        let img = resolver.resolve(&init.pos(), &init.value)?;
         root.merge(&img.rootfs, "/")?;
     }
     if !root.contains("sbin/hull-init") {
@@ -253,7 +195,28 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
 
     // Kernel modules: the VM default set plus what the YAML names.
     let mut modules_tree = Tree::new();
-    if let Some(Kind::File(tar)) = kernel_img.rootfs.get("kernel.tar").map(|e| &e.kind) {
+    let tar_name = match kernel_section.tar.as_deref() {
+        Some("none") | Some("") => None,
+        Some(t) => Some(t),
+        None => Some("kernel.tar"),
+    };
+    let modules_tar = tar_name.and_then(|t| kernel_img.rootfs.get(t));
+    if let (Some(t), None) = (
+        kernel_section
+            .tar
+            .as_deref()
+            .filter(|t| *t != "none" && !t.is_empty()),
+        modules_tar,
+    ) {
+        return Err(UsageError(
+            kernel_pos
+                .error(format!("the kernel image has no /{t} (`tar`)"))
+                .to_string(),
+        )
+        .into());
+    }
+    let extra_modules = kernel_section.modules.clone().unwrap_or_default();
+    if let Some(Kind::File(tar)) = modules_tar.map(|e| &e.kind) {
         modules_tree
             .apply_tar(tar.as_slice())
             .context("reading kernel.tar")?;
@@ -263,20 +226,23 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        wanted.extend(kernel_section.modules.iter().cloned());
+        wanted.extend(extra_modules.iter().cloned());
         let sel = initrd::modules::select_with(&modules_tree, &wanted, true)
             .context("choosing kernel modules")?;
-        for m in &kernel_section.modules {
+        for m in &extra_modules {
             if sel
                 .resolution
                 .skipped
                 .iter()
                 .any(|s| initrd::modules::normalize_name(s) == initrd::modules::normalize_name(m))
             {
-                return Err(UsageError(format!(
-                    "{}: kernel module {m:?} is neither a module nor built into this kernel",
-                    kernel_file.display()
-                ))
+                return Err(UsageError(
+                    kernel_pos
+                        .error(format!(
+                            "kernel module {m:?} is neither a module nor built into this kernel"
+                        ))
+                        .to_string(),
+                )
                 .into());
             }
         }
@@ -288,22 +254,17 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         name: name.clone(),
         ..Default::default()
     };
-    for (section, list) in [
-        ("onboot", &cfg.onboot),
-        ("onshutdown", &cfg.onshutdown),
-        ("services", &cfg.services),
-    ] {
+    let ids = cfg.id_map();
+    for (section, list) in cfg.sections() {
         for (i, entry) in list.iter().enumerate() {
-            let file = origin(&loaded, &entry.name);
-            let image = entry.image.clone().unwrap_or_else(|| {
-                marked_yaml::Spanned::new(marked_yaml::Span::new_blank(), String::new())
-            });
-            let resolved = resolver.resolve(file, &image)?;
-            let bundle = bundle_path(section, i, &entry.name);
-            add_container(&mut root, section, &bundle, entry, resolved)
-                .map_err(|e| UsageError(format!("{}: {e}", file.display())))?;
+            let name = entry.value.name();
+            let image = entry.value.image.clone().unwrap_or_default();
+            let resolved = resolver.resolve(&entry.pos_of(&["image"]), &image)?;
+            let bundle = bundle_path(section, i, name);
+            add_container(&mut root, section, &bundle, &entry.value, resolved, &ids)
+                .map_err(|e| UsageError(format!("{}: {e}", entry.pos())))?;
             let r = ContainerRef {
-                name: entry.name.clone(),
+                name: name.to_string(),
                 bundle,
             };
             match section {
@@ -317,7 +278,8 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         "etc/hull/image.json",
         Entry::file(serde_json::to_vec_pretty(&image_json)?, 0o644),
     )?;
-    add_files(&mut root, &cfg.files, &loaded)?;
+    let image_json_bytes = serde_json::to_vec_pretty(&image_json)?;
+    add_files(&mut root, &cfg.files, &ids, &image_json_bytes)?;
 
     // Outputs: everything is written to temp files first and renamed at the
     // end, so a failed build leaves no partial output behind.
@@ -329,8 +291,11 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         match f.as_str() {
             "kernel+initrd" => {
                 let cmdline = kernel_section.cmdline.clone().unwrap_or_default();
-                let initrd = initrd::write_cpio(&root, mtime as u32, Vec::new())
-                    .context("writing the initrd")?;
+                // A microcode cpio goes first, uncompressed: the kernel reads it
+                // before it unpacks the (compressed) rest.
+                let initrd =
+                    initrd::write_cpio(&root, mtime as u32, ucode.clone().unwrap_or_default())
+                        .context("writing the initrd")?;
                 outputs.push((args.dir.join(format!("{name}-kernel")), kernel.clone()));
                 outputs.push((args.dir.join(format!("{name}-initrd.img")), initrd));
                 outputs.push((
@@ -374,59 +339,33 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
 
 /// Checks every image reference before any work starts (package builds can
 /// take minutes), so that a typo fails at once with its position.
-fn check_references(files: &[config::Loaded], cache: &Cache, arch: &str) -> anyhow::Result<()> {
-    for l in files {
-        let c = &l.config;
-        let refs = c
-            .kernel
-            .iter()
-            .map(|k| &k.image)
-            .chain(c.init.iter())
-            .chain(
-                c.onboot
-                    .iter()
-                    .chain(&c.onshutdown)
-                    .chain(&c.services)
-                    .filter_map(|e| e.image.as_ref()),
-            );
-        for image in refs {
-            let reference = image.as_str();
-            if let Some(path) = reference.strip_prefix("@pkg:") {
-                package_dir(&l.path, image, path)?;
-            } else if !is_linuxkit_builtin(reference) {
-                cached_name(cache, &l.path, image, arch)?;
-            }
+fn check_references(cfg: &Config, cache: &Cache, arch: &str) -> anyhow::Result<()> {
+    for (pos, reference) in cfg.image_refs() {
+        if let Some(path) = reference.strip_prefix("@pkg:") {
+            package_dir(&pos, path)?;
+        } else {
+            cached_name(cache, &pos, &reference, arch)?;
         }
     }
     Ok(())
 }
 
-/// The folder an `@pkg:PATH` reference in `file` names, if it is a package.
-fn package_dir(
-    file: &Path,
-    image: &marked_yaml::Spanned<String>,
-    path: &str,
-) -> anyhow::Result<PathBuf> {
-    let dir = file.parent().unwrap_or(Path::new(".")).join(path);
+/// The folder an `@pkg:PATH` reference written at `pos` names, if it is a package.
+fn package_dir(pos: &Pos, path: &str) -> anyhow::Result<PathBuf> {
+    let dir = pos.file.parent().unwrap_or(Path::new(".")).join(path);
     if !dir.join("build.yml").is_file() {
         let msg = format!(
             "no package at {} (a package is a folder with a build.yml)",
             dir.display()
         );
-        return Err(UsageError(ConfigError::at(file, image, msg).to_string()).into());
+        return Err(UsageError(pos.error(msg).to_string()).into());
     }
     Ok(dir)
 }
 
 /// The cache name of a non-package reference (`:latest` added when it has
 /// no tag or digest), if the cache has it for `arch`.
-fn cached_name(
-    cache: &Cache,
-    file: &Path,
-    image: &marked_yaml::Spanned<String>,
-    arch: &str,
-) -> anyhow::Result<String> {
-    let reference = image.as_str();
+fn cached_name(cache: &Cache, pos: &Pos, reference: &str, arch: &str) -> anyhow::Result<String> {
     let mut name = reference.to_string();
     if cache.lookup(&name, arch)?.is_none()
         && !name.rsplit('/').next().unwrap_or("").contains(':')
@@ -435,19 +374,10 @@ fn cached_name(
         name.push_str(":latest");
     }
     if cache.lookup(&name, arch)?.is_none() {
-        let msg = format!("image {reference} for {arch} is not in the cache; registry pulls come with issue 4 — use a local package (\"@pkg:PATH\")");
-        return Err(UsageError(ConfigError::at(file, image, msg).to_string()).into());
+        let msg = format!("image {reference} for {arch} is not in the cache; registry pulls come with issue 4 — use a local package (\"@pkg:PATH\") or --image-map");
+        return Err(UsageError(pos.error(msg).to_string()).into());
     }
     Ok(name)
-}
-
-/// LinuxKit's own init, runtime and containerd: hull-init does their job.
-fn is_linuxkit_builtin(reference: &str) -> bool {
-    let base = reference.split(['@', ':']).next().unwrap_or(reference);
-    matches!(
-        base,
-        "linuxkit/init" | "linuxkit/runc" | "linuxkit/containerd"
-    )
 }
 
 fn add_container(
@@ -456,13 +386,14 @@ fn add_container(
     bundle: &str,
     entry: &ImageEntry,
     resolved: Resolved,
+    ids: &BTreeMap<String, u32>,
 ) -> anyhow::Result<()> {
+    let name = entry.name();
     let label = resolved.config["Labels"]["org.mobyproject.config"]
         .as_str()
         .map(String::from);
-    let merged = ocispec::merge_label(&entry.name, label.as_deref(), entry)?;
-    let cgroup = format!("/hull/{section}/{}", entry.name);
-    let spec = ocispec::runtime_spec(&entry.name, &cgroup, &merged, &resolved.config)?;
+    let merged = ocispec::merge_label(name, label.as_deref(), entry)?;
+    let spec = ocispec::runtime_spec(name, section, &merged, &resolved.config, ids)?;
     let runtime = ocispec::runtime_json(&merged);
     let mut rootfs = resolved.rootfs;
     // The rootfs is read-only in the guest: every mount point must exist now.
@@ -485,54 +416,79 @@ fn add_container(
     Ok(())
 }
 
+/// The `files` section. Values were checked by `check`; what is left to
+/// fail here is reading a `source`.
 fn add_files(
     root: &mut Tree,
-    files: &[config::FileEntry],
-    loaded: &[config::Loaded],
+    files: &[Located<config::FileEntry>],
+    ids: &BTreeMap<String, u32>,
+    metadata: &[u8],
 ) -> anyhow::Result<()> {
     for f in files {
-        let file = loaded
-            .iter()
-            .find(|l| {
-                l.config
-                    .files
-                    .iter()
-                    .any(|x| x.path.as_str() == f.path.as_str())
-            })
-            .map(|l| l.path.clone())
-            .unwrap_or_default();
-        let bad = |m: &str| UsageError(ConfigError::at(&file, &f.path, m).to_string());
-        let mode = match &f.mode {
-            Some(m) => u32::from_str_radix(m.trim_start_matches("0o"), 8)
-                .map_err(|_| bad(&format!("mode {m:?} is not an octal number")))?,
-            None if f.directory => 0o755,
+        let v = &f.value;
+        let bad = |m: String| UsageError(f.error(&["path"], m).to_string());
+        let mode = match v.mode.as_deref().and_then(check::parse_mode) {
+            Some(m) => m,
+            None if v.directory => 0o755,
             None => 0o600,
         };
-        let path = f.path.as_str();
-        let entry = if f.directory {
+        let path = v.path.clone().unwrap_or_default();
+        let path = path.trim_start_matches('/');
+        let entry = if v.directory {
             Entry::dir(mode)
-        } else if let Some(t) = &f.symlink {
+        } else if let Some(t) = &v.symlink {
             Entry::symlink(t)
-        } else if let Some(c) = &f.contents {
+        } else if let Some(c) = &v.contents {
             Entry::file(c.as_bytes().to_vec(), mode)
-        } else if let Some(src) = &f.source {
-            let p = file
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join(src.trim_start_matches("~/"));
+        } else if v.metadata.is_some() {
+            // LinuxKit writes the resolved YAML here; hull's resolved
+            // description is image.json (JSON is valid YAML).
+            Entry::file(
+                metadata.to_vec(),
+                v.mode
+                    .as_deref()
+                    .and_then(check::parse_mode)
+                    .unwrap_or(0o644),
+            )
+        } else if let Some(src) = &v.source {
+            let p = match src.strip_prefix("~/") {
+                Some(rest) => std::env::var_os("HOME")
+                    .map(PathBuf::from)
+                    .unwrap_or_default()
+                    .join(rest),
+                None => f.file.parent().unwrap_or(Path::new(".")).join(src),
+            };
             match std::fs::read(&p) {
                 Ok(d) => Entry::file(d, mode),
-                Err(_) if f.optional => continue,
-                Err(e) => return Err(bad(&format!("source {}: {e}", p.display())).into()),
+                Err(_) if v.optional => continue,
+                Err(e) => return Err(bad(format!("source {}: {e}", p.display())).into()),
             }
         } else {
-            return Err(bad("a file needs one of contents, source, symlink or directory").into());
+            return Err(bad(
+                "a file needs one of contents, source, symlink, metadata or directory".into(),
+            )
+            .into());
+        };
+        let id = |v: &Option<config::IdValue>| {
+            v.as_ref()
+                .and_then(|v| check::resolve_id(v, ids).ok())
+                .unwrap_or(0)
         };
         let entry = Entry {
-            uid: f.uid.unwrap_or(0),
-            gid: f.gid.unwrap_or(0),
+            uid: id(&v.uid),
+            gid: id(&v.gid),
             ..entry
         };
+        if path.is_empty() {
+            return Err(bad("a file cannot replace the root directory".into()).into());
+        }
+        root.mkdir_all(
+            Path::new(path)
+                .parent()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            0o755,
+        )?;
         root.insert(path, entry)?;
     }
     Ok(())

@@ -2,3 +2,4 @@
 pub mod build;
 pub mod pkg;
 pub mod run_qemu;
+pub mod validate;
