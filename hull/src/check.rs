@@ -673,3 +673,132 @@ pub fn check_packages(config: &Config, errs: &mut ConfigErrors) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+
+    fn errors_of(files: &[(&str, &str)]) -> Vec<String> {
+        let cfgs: Vec<Config> = files
+            .iter()
+            .map(|(n, t)| parse(Path::new(n), t).unwrap())
+            .collect();
+        let cfg = Config::merge(cfgs);
+        let mut errs = ConfigErrors::default();
+        check(&cfg, &mut errs);
+        errs.0.iter().map(|e| e.to_string()).collect()
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        errors_of(&[("t.yml", text)])
+    }
+
+    #[test]
+    fn duplicate_names_name_both_places_across_files() {
+        let e = errors_of(&[
+            ("a.yml", "onboot:\n  - name: x\n    image: i\n"),
+            (
+                "b.yml",
+                "services:\n  - name: y\n    image: i\n  - name: x\n    image: i\n",
+            ),
+        ]);
+        assert_eq!(e, ["b.yml:4:5: container name \"x\" is used twice: here (services) and at a.yml:2:5 (onboot)"]);
+    }
+
+    #[test]
+    fn depends_unknown_self_and_cycles() {
+        let e = errors("onboot:\n  - {name: init, image: i}\nservices:\n  - {name: a, image: i, depends: [b]}\n  - {name: b, image: i, depends: [c]}\n  - {name: c, image: i, depends: [a, init, bb, c]}\n");
+        assert!(
+            e.iter()
+                .any(|l| l
+                    .starts_with("t.yml:6:38: `depends` names \"init\", which is not a service")),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter()
+                .any(|l| l.contains("\"bb\", which is not a service (did you mean \"b\"?)")),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter()
+                .any(|l| l.contains("service \"c\" depends on itself")),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter()
+                .any(|l| l == "t.yml:6:35: dependency cycle: a -> b -> c -> a"),
+            "{e:#?}"
+        );
+        assert_eq!(e.len(), 4, "{e:#?}");
+    }
+
+    #[test]
+    fn hull_keys_in_the_wrong_section() {
+        let e = errors("onboot:\n  - name: o\n    image: i\n    restart: always\n    stopGracePeriod: 5s\n    required: true\nonshutdown:\n  - name: s\n    image: i\n    required: true\nservices:\n  - name: v\n    image: i\n    required: false\n");
+        assert_eq!(e.len(), 4, "{e:#?}");
+        assert!(
+            e[0].starts_with("t.yml:4:5: `restart` applies to services only"),
+            "{e:#?}"
+        );
+        assert!(
+            e[1].starts_with("t.yml:5:5: `stopGracePeriod` applies to services only"),
+            "{e:#?}"
+        );
+        assert!(
+            e[2].starts_with("t.yml:10:5: `required` applies to onboot containers only"),
+            "{e:#?}"
+        );
+        assert!(e[3].starts_with("t.yml:14:5: "), "{e:#?}");
+    }
+
+    #[test]
+    fn value_errors_point_at_their_key() {
+        let e = errors("services:\n  - name: s\n    image: i\n    capabilities: [CAP_NET_ADMN, all]\n    pid: private\n    stopSignal: SIGFOO\n    stopGracePeriod: soon\n    restartBackoff: {initial: 1m, max: 1s}\n    readiness: {tcp: 0}\n    uid: nobody\n    binds: [relative:/x]\n");
+        let want = [
+            "t.yml:4:20: unknown capability \"CAP_NET_ADMN\" (did you mean \"CAP_NET_ADMIN\"?)",
+            "t.yml:4:34: \"all\" must be the only entry of `capabilities`",
+            "t.yml:5:5: pid: \"private\" is not `host`, `new` or the path of a namespace to join",
+            "t.yml:11:13: bind \"relative:/x\": source and destination must be absolute paths",
+            "t.yml:8:5: restartBackoff: initial (60000 ms) must be above 0 and at most max (1000 ms)",
+            "t.yml:7:5: \"soon\" is not a duration like 250ms, 10s or 2m",
+            "t.yml:6:5: \"SIGFOO\" is not a signal name (like SIGTERM or SIGINT)",
+            "t.yml:9:5: port 0 is not a TCP port (1-65535)",
+            "t.yml:10:5: \"nobody\" is neither a number nor the name of a container",
+        ];
+        for w in want {
+            assert!(
+                e.iter().any(|l| l.starts_with(w)),
+                "missing {w:?} in {e:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn files_and_volumes() {
+        let e = errors("files:\n  - path: etc/a\n    contents: x\n    directory: true\n  - path: etc/b\n  - path: etc/a\n    contents: y\n    mode: '0999'\n    uid: nobody\nvolumes:\n  - name: Bad\n  - name: v\n    format: raw\n  - name: v\n");
+        let want = [
+            "t.yml:4:5: `contents` and `directory` cannot be combined",
+            "t.yml:5:5: a file needs one of",
+            "t.yml:6:5: path \"etc/a\" is already written at t.yml:2:5",
+            "t.yml:8:5: mode \"0999\" is not an octal number",
+            "t.yml:9:5: \"nobody\" is neither a number",
+            "t.yml:11:5: volume name \"Bad\" must be",
+            "t.yml:13:5: volume format \"raw\"",
+            "t.yml:14:5: volume name \"v\" is used twice: here and at t.yml:12:5",
+        ];
+        for w in want {
+            assert!(
+                e.iter().any(|l| l.starts_with(w)),
+                "missing {w:?} in {e:#?}"
+            );
+        }
+        assert_eq!(e.len(), want.len(), "{e:#?}");
+    }
+
+    #[test]
+    fn a_good_file_has_no_errors() {
+        let e = errors("onboot:\n  - {name: a, image: i, required: true}\nservices:\n  - name: db\n    image: i\n    readiness: notify\n    uid: a\n  - name: web\n    image: i\n    depends: [db]\n    readiness: {file: /run/web.ready}\n    readinessTimeout: 30s\n    restart: always\n    stopSignal: 2\nfiles:\n  - {path: etc/x, contents: hi, uid: web, mode: '0644'}\n  - {path: etc/y, metadata: yaml}\n");
+        assert!(e.is_empty(), "{e:#?}");
+    }
+}

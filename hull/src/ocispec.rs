@@ -668,3 +668,329 @@ pub fn runtime_json(entry: &ImageEntry) -> RuntimeJson {
         namespace: rt.namespace,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(yaml: &str) -> ImageEntry {
+        marked_yaml::from_yaml(0, yaml).unwrap()
+    }
+
+    fn spec(yaml: &str) -> Value {
+        spec_with(yaml, &json!({}))
+    }
+
+    fn spec_with(yaml: &str, image: &Value) -> Value {
+        let ids = BTreeMap::from([("a".to_string(), 100), ("b".to_string(), 101)]);
+        runtime_spec("s", "services", &entry(yaml), image, &ids).unwrap()
+    }
+
+    fn namespaces(c: &Value) -> Vec<(String, Option<String>)> {
+        c["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                (
+                    n["type"].as_str().unwrap().to_string(),
+                    n["path"].as_str().map(String::from),
+                )
+            })
+            .collect()
+    }
+
+    fn mount<'a>(c: &'a Value, dest: &str) -> &'a Value {
+        c["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == dest)
+            .unwrap_or_else(|| panic!("no mount at {dest}"))
+    }
+
+    #[test]
+    fn linuxkit_defaults() {
+        let c = spec("command: [sh, -c, 'echo hi']\n");
+        let ns: Vec<String> = namespaces(&c).into_iter().map(|n| n.0).collect();
+        assert_eq!(ns, ["pid", "mount", "cgroup"]);
+        assert_eq!(c["process"]["args"], json!(["sh", "-c", "echo hi"]));
+        assert_eq!(c["process"]["user"], json!({"uid": 0, "gid": 0}));
+        assert_eq!(c["process"]["capabilities"]["bounding"], json!([]));
+        assert_eq!(c["process"]["cwd"], "/");
+        assert_eq!(c["linux"]["cgroupsPath"], "/hull/services/s");
+        assert_eq!(c["linux"]["maskedPaths"], json!([]));
+        assert_eq!(c["root"], json!({"path": "rootfs", "readonly": false}));
+        let dests: Vec<&str> = c["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["destination"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            dests,
+            ["/dev", "/dev/pts", "/proc", "/sys", "/sys/fs/cgroup"]
+        );
+        assert_eq!(
+            mount(&c, "/sys/fs/cgroup")["options"]
+                .as_array()
+                .unwrap()
+                .last()
+                .unwrap(),
+            "ro"
+        );
+        assert!(c["process"]["env"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("PATH="));
+    }
+
+    #[test]
+    fn namespaces_host_new_and_paths() {
+        let c = spec("command: [x]\npid: host\nnet: new\nipc: /run/netns/ipc\nuts: new\nuserns: new\nhostname: box\n");
+        assert_eq!(
+            namespaces(&c),
+            [
+                ("network".to_string(), None),
+                ("ipc".to_string(), Some("/run/netns/ipc".to_string())),
+                ("uts".to_string(), None),
+                ("user".to_string(), None),
+                ("mount".to_string(), None),
+                ("cgroup".to_string(), None),
+            ]
+        );
+        assert_eq!(c["hostname"], "box");
+        let c = spec("command: [x]\nnet: none\n");
+        assert_eq!(namespaces(&c)[0].0, "network");
+    }
+
+    #[test]
+    fn binds_tmpfs_and_mounts() {
+        let c = spec("command: [x]\nbinds: [/run/a:/a, '/:/hostroot:ro']\ntmpfs: ['/tmp:size=1m,mode=1777']\nmounts:\n  - {type: tmpfs, destination: /dev, options: [nosuid]}\n  - {source: proc}\n  - {type: bind, source: /var, destination: /var}\n");
+        assert_eq!(
+            mount(&c, "/a")["options"],
+            json!(["rw", "rbind", "rshared"])
+        );
+        assert_eq!(mount(&c, "/a")["source"], "/run/a");
+        assert_eq!(mount(&c, "/hostroot")["options"], json!(["ro", "rbind"]));
+        assert_eq!(
+            mount(&c, "/tmp")["options"],
+            json!(["size=1m", "mode=1777"])
+        );
+        assert_eq!(mount(&c, "/tmp")["type"], "tmpfs");
+        // A mount at a default destination replaces the default.
+        assert_eq!(mount(&c, "/dev")["options"], json!(["nosuid"]));
+        // type and destination inferred from the source.
+        assert_eq!(mount(&c, "/proc")["type"], "proc");
+        assert_eq!(mount(&c, "/proc")["options"], json!([]));
+        assert!(mount_destinations(&c).contains(&"/hostroot".to_string()));
+    }
+
+    #[test]
+    fn readonly_makes_dev_and_sys_readonly() {
+        let c = spec("command: [x]\nreadonly: true\n");
+        assert_eq!(c["root"]["readonly"], true);
+        assert!(mount(&c, "/dev")["options"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("ro")));
+        assert!(mount(&c, "/sys")["options"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("ro")));
+    }
+
+    #[test]
+    fn capabilities_all_none_and_ambient() {
+        let c = spec(
+            "command: [x]\ncapabilities: [CAP_NET_ADMIN, CAP_SYS_ADMIN]\nambient: [CAP_NET_RAW]\n",
+        );
+        let caps = &c["process"]["capabilities"];
+        assert_eq!(caps["effective"], json!(["CAP_NET_ADMIN", "CAP_SYS_ADMIN"]));
+        assert_eq!(
+            caps["bounding"],
+            json!(["CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_SYS_ADMIN"])
+        );
+        assert_eq!(caps["permitted"], caps["bounding"]);
+        assert_eq!(caps["inheritable"], caps["bounding"]);
+        assert_eq!(caps["ambient"], json!(["CAP_NET_RAW"]));
+        let all = spec("command: [x]\ncapabilities: [all]\n");
+        assert_eq!(
+            all["process"]["capabilities"]["effective"]
+                .as_array()
+                .unwrap()
+                .len(),
+            ALL_CAPS.len()
+        );
+        let none = spec("command: [x]\ncapabilities: [none]\n");
+        assert_eq!(none["process"]["capabilities"]["effective"], json!([]));
+    }
+
+    #[test]
+    fn users_by_number_and_by_container_name() {
+        let c = spec("command: [x]\nuid: a\ngid: 7\nadditionalGids: [b, 9, root]\n");
+        assert_eq!(
+            c["process"]["user"],
+            json!({"uid": 100, "gid": 7, "additionalGids": [101, 9, 0]})
+        );
+        let ids = BTreeMap::new();
+        let err = runtime_spec(
+            "s",
+            "services",
+            &entry("command: [x]\nuid: nobody\n"),
+            &json!({}),
+            &ids,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("\"nobody\" is neither a number nor the name of a container"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn process_and_linux_fields() {
+        let c = spec("command: [x]\nenv: [A=1]\ncwd: /work\nnoNewPrivileges: true\noomScoreAdj: -500\nrlimits: ['nofile,1024,unlimited', 'RLIMIT_CORE,0,0']\nsysctl: {net.ipv4.ip_forward: '1'}\nrootfsPropagation: shared\ncgroupsPath: podruntime/web\nmaskedPaths: [/proc/kcore]\nreadonlyPaths: [/proc/sys]\nannotations: {a.b: c}\nuidMappings: [{hostID: 1000, containerID: 0, size: 10}]\nresources: {memory: {limit: 1048576}, pids: {limit: 20}}\ndevices:\n  - {path: /dev/fuse, type: c, major: 10, minor: 229, mode: '0666'}\n  - {path: all, type: b}\n");
+        let p = &c["process"];
+        assert_eq!(
+            p["env"],
+            json!([
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "A=1"
+            ])
+        );
+        assert_eq!(p["cwd"], "/work");
+        assert_eq!(p["noNewPrivileges"], true);
+        assert_eq!(p["oomScoreAdj"], -500);
+        assert_eq!(
+            p["rlimits"][0],
+            json!({"type": "RLIMIT_NOFILE", "soft": 1024, "hard": u64::MAX})
+        );
+        assert_eq!(p["rlimits"][1]["type"], "RLIMIT_CORE");
+        let l = &c["linux"];
+        assert_eq!(l["sysctl"], json!({"net.ipv4.ip_forward": "1"}));
+        assert_eq!(l["rootfsPropagation"], "shared");
+        assert_eq!(l["cgroupsPath"], "/podruntime/web");
+        assert_eq!(l["maskedPaths"], json!(["/proc/kcore"]));
+        assert_eq!(l["readonlyPaths"], json!(["/proc/sys"]));
+        assert_eq!(
+            l["uidMappings"],
+            json!([{"containerID": 0, "hostID": 1000, "size": 10}])
+        );
+        assert_eq!(l["resources"]["memory"]["limit"], 1048576);
+        assert_eq!(l["resources"]["pids"]["limit"], 20);
+        assert_eq!(l["devices"][0]["path"], "/dev/fuse");
+        assert_eq!(l["devices"][0]["fileMode"], 0o666);
+        assert_eq!(l["resources"]["devices"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            l["resources"]["devices"][1],
+            json!({"allow": true, "type": "b", "access": "rwm"})
+        );
+        assert_eq!(c["annotations"], json!({"a.b": "c"}));
+    }
+
+    #[test]
+    fn image_config_gives_command_env_and_cwd() {
+        let image = json!({"Entrypoint": ["/bin/redis"], "Cmd": ["--port", "1"], "Env": ["X=1"], "WorkingDir": "/data"});
+        let c = spec_with("name: s\n", &image);
+        assert_eq!(c["process"]["args"], json!(["/bin/redis", "--port", "1"]));
+        assert_eq!(c["process"]["env"][1], "X=1");
+        assert_eq!(c["process"]["cwd"], "/data");
+        // env in the YAML replaces the image's (LinuxKit), it does not add.
+        let c = spec_with("env: [Y=2]\n", &image);
+        assert_eq!(c["process"]["env"].as_array().unwrap().len(), 2);
+        assert_eq!(c["process"]["env"][1], "Y=2");
+        let ids = BTreeMap::new();
+        assert!(matches!(
+            runtime_spec("s", "services", &entry("name: s\n"), &json!({}), &ids),
+            Err(SpecError::NoCommand { .. })
+        ));
+    }
+
+    #[test]
+    fn label_then_yaml_precedence() {
+        let label = r#"{"command":["/bin/getty"],"binds":["/a:/a"],"capabilities":["CAP_SYS_ADMIN"],"net":"new","runtime":{"mkdir":["/run/l"],"bindNS":{"net":"/run/netns/l"}},"restart":"always"}"#;
+        let yaml = entry("name: s\nimage: x\nbinds.add: [/b:/b]\ncapabilities.add: [CAP_NET_ADMIN]\nruntime: {cgroups: [c1]}\n");
+        let m = merge_label("s", Some(label), &yaml).unwrap();
+        assert_eq!(m.command.as_deref(), Some(&["/bin/getty".to_string()][..]));
+        assert_eq!(m.binds.unwrap(), ["/a:/a", "/b:/b"]);
+        assert_eq!(m.capabilities.unwrap(), ["CAP_SYS_ADMIN", "CAP_NET_ADMIN"]);
+        assert_eq!(m.net.as_deref(), Some("new"));
+        assert_eq!(m.restart, Some(spec::RestartPolicy::Always));
+        let rt = m.runtime.unwrap();
+        assert_eq!(rt.mkdir.unwrap(), ["/run/l"]);
+        assert_eq!(rt.cgroups.unwrap(), ["c1"]);
+        assert_eq!(rt.bind_ns.unwrap().net.as_deref(), Some("/run/netns/l"));
+        assert!(m.binds_add.is_none() && m.capabilities_add.is_none());
+        // A YAML field replaces the label's, `.add` is then ignored.
+        let over = merge_label(
+            "s",
+            Some(label),
+            &entry("command: [b]\nbinds: [/c:/c]\nbinds.add: [/d:/d]\ncapabilities: [none]\nnet: host\n"),
+        )
+        .unwrap();
+        assert_eq!(over.command.unwrap(), ["b"]);
+        assert_eq!(over.binds.unwrap(), ["/c:/c"]);
+        assert_eq!(over.capabilities.unwrap(), ["none"]);
+        assert_eq!(over.net.as_deref(), Some("host"));
+        // Without a label, capabilities.add alone is the list (LinuxKit).
+        let only = merge_label("s", None, &entry("capabilities.add: [CAP_KILL]\n")).unwrap();
+        assert_eq!(only.capabilities.unwrap(), ["CAP_KILL"]);
+        assert!(matches!(
+            merge_label("s", Some(r#"{"image":"x"}"#), &yaml),
+            Err(SpecError::BadLabel { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_key() {
+        let ids = BTreeMap::new();
+        for (yaml, expect) in [
+            ("capabilities: [CAP_FLY]", "unknown capability \"CAP_FLY\""),
+            ("binds: [/a]", "missing ':'"),
+            ("rlimits: ['nofile,1']", "not NAME,SOFT,HARD"),
+            ("mounts: [{destination: /x}]", "has no `type`"),
+        ] {
+            let e = runtime_spec(
+                "s",
+                "services",
+                &entry(&format!("command: [x]\n{yaml}\n")),
+                &json!({}),
+                &ids,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(expect), "{yaml}: {e}");
+        }
+    }
+
+    #[test]
+    fn runtime_json_maps_hull_and_linuxkit_keys() {
+        let rt = runtime_json(&entry("restart: always\nrestartBackoff: {initial: 100ms, max: 1m}\nstartLimit: 3\ndepends: [db]\nreadiness: {tcp: 8080}\nreadinessTimeout: 5s\nstopSignal: SIGINT\nstopGracePeriod: 2\nconsole: false\nruntime:\n  mkdir: [/run/x]\n  cgroups: [c]\n  mounts: [{source: proc, destination: /run/p}]\n  interfaces: [{name: eth1, add: veth, peer: veth1, createInRoot: true}]\n  bindNS: {net: /run/netns/x}\n  namespace: ns\n"));
+        assert_eq!(rt.restart, spec::RestartPolicy::Always);
+        assert_eq!((rt.backoff_initial_ms, rt.backoff_max_ms), (100, 60_000));
+        assert_eq!(rt.start_limit, 3);
+        assert_eq!(rt.depends, ["db"]);
+        assert_eq!(
+            rt.readiness,
+            Some(Readiness {
+                check: ReadinessCheck::Tcp(8080),
+                timeout_ms: 5000
+            })
+        );
+        assert_eq!((rt.stop_signal, rt.stop_grace_ms), (2, 2000));
+        assert!(!rt.console_log);
+        assert_eq!(rt.mkdir, ["/run/x"]);
+        assert_eq!(rt.cgroups, ["c"]);
+        assert_eq!(rt.mounts[0].kind, "proc");
+        assert_eq!(rt.interfaces[0].peer, "veth1");
+        assert!(rt.interfaces[0].create_in_root);
+        assert_eq!(rt.bind_ns.net.as_deref(), Some("/run/netns/x"));
+        assert_eq!(rt.namespace.as_deref(), Some("ns"));
+        let d = runtime_json(&entry("required: true\n"));
+        assert!(d.required);
+        assert_eq!(d.stop_signal, 15);
+        assert_eq!(d.stop_grace_ms, 10_000);
+    }
+}

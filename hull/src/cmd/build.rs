@@ -144,14 +144,16 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     let binary = kernel_section.binary.as_deref().unwrap_or("kernel");
     let kernel = match kernel_img.rootfs.get(binary).map(|e| &e.kind) {
         Some(Kind::File(d)) => d.clone(),
-        _ => return Err(UsageError(
-            kernel_pos
-                .error(format!(
+        _ => {
+            return Err(UsageError(
+                kernel_pos
+                    .error(format!(
                     "this image has no /{binary} file; it is not a kernel image (or set `binary`)"
                 ))
-                .to_string(),
-        )
-        .into()),
+                    .to_string(),
+            )
+            .into())
+        }
     };
     let ucode = match kernel_section.ucode.as_deref() {
         None => None,
