@@ -49,6 +49,20 @@ impl ConfigErrors {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Files in the order they were first named, each file's errors by position.
+    pub fn sort(&mut self) {
+        let mut order: Vec<String> = Vec::new();
+        for e in &self.0 {
+            if !order.contains(&e.file) {
+                order.push(e.file.clone());
+            }
+        }
+        self.0.sort_by_key(|e| {
+            let f = order.iter().position(|f| *f == e.file).unwrap_or(0);
+            (f, e.line, e.col)
+        });
+    }
 }
 
 /// A position in a file: where an entry (or one of its keys) was written.
@@ -909,10 +923,16 @@ fn serde_message(e: &marked_yaml::FromNodeError) -> String {
                 .path()
                 .and_then(|p| p.rsplit('.').next())
                 .filter(|k| !k.is_empty() && !k.starts_with('?'));
-            let msg = msg.replace(
-                "data did not match any variant of untagged enum NumberOrText",
-                "expected a single value (a number or a word)",
-            );
+            let mut msg = msg
+                .replace(
+                    "data did not match any variant of untagged enum NumberOrText",
+                    "expected a single value (a number or a word)",
+                )
+                .replace("expected a sequence", "expected a list");
+            if let Some(i) = msg.find("expected struct ") {
+                msg.truncate(i);
+                msg.push_str("expected a mapping (key: value lines)");
+            }
             match key {
                 Some(k) => format!("{k}: {msg}"),
                 None => msg,

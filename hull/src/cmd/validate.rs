@@ -68,6 +68,7 @@ pub fn prepare(files: &[PathBuf], map: &MapArgs) -> Result<Config, anyhow::Error
         }
     }
     if !errs.is_empty() {
+        errs.sort();
         return Err(errs.into());
     }
     let mut cfg = Config::merge(parsed);
@@ -102,6 +103,7 @@ pub fn prepare(files: &[PathBuf], map: &MapArgs) -> Result<Config, anyhow::Error
     }
     check::check(&cfg, &mut errs);
     check::check_packages(&cfg, &mut errs);
+    errs.sort();
     if errs.is_empty() {
         Ok(cfg)
     } else {
