@@ -726,21 +726,37 @@ pub const TOP_KEYS: &[&str] = &[
     "trust",
 ];
 
-/// Reads and parses one YAML file.
-pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![Pos {
-            file: path.to_path_buf(),
-            line: 0,
-            col: 0,
-        }
-        .error(format!("cannot read: {e}"))])
-    })?;
-    parse(path, &text)
+/// Reads and parses one YAML file: what could be parsed, and every mistake.
+pub fn load(path: &Path) -> (Config, ConfigErrors) {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_partial(path, &text),
+        Err(e) => (
+            Config::default(),
+            ConfigErrors(vec![Pos {
+                file: path.to_path_buf(),
+                line: 0,
+                col: 0,
+            }
+            .error(format!("cannot read: {e}"))]),
+        ),
+    }
 }
 
-/// Parses one file, collecting every mistake before giving up.
+/// Parses one file; any mistake is an error.
+#[cfg(test)]
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    let (config, errs) = parse_partial(path, text);
+    if errs.is_empty() {
+        Ok(config)
+    } else {
+        Err(errs)
+    }
+}
+
+/// Parses one file, collecting every mistake; what could be parsed is
+/// returned too (entries without their bad keys), so that the checks across
+/// entries can still run and report their findings in the same run.
+pub fn parse_partial(path: &Path, text: &str) -> (Config, ConfigErrors) {
     let mut errs = ConfigErrors::default();
     let file = path.to_path_buf();
     let at = |line: usize, col: usize| Pos {
@@ -753,13 +769,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         Ok(n) => n,
         Err(e) => {
             errs.push(load_error(path, &e));
-            return Err(errs);
+            return (Config::default(), errs);
         }
     };
     let mut config = Config::default();
     let Some(top) = node.as_mapping() else {
         errs.push(at(1, 1).error("the description must be a mapping (kernel:, init:, ...)"));
-        return Err(errs);
+        return (config, errs);
     };
     for (key, value) in top.iter() {
         let key_pos = marker_pos(path, key.span().start());
@@ -782,11 +798,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
             other => errs.push(key_pos.error(unknown_key_message(other, TOP_KEYS))),
         }
     }
-    if errs.is_empty() {
-        Ok(config)
-    } else {
-        Err(errs)
-    }
+    (config, errs)
 }
 
 fn load_error(path: &Path, e: &marked_yaml::LoadError) -> ConfigError {
@@ -861,7 +873,7 @@ fn item<T: serde::de::DeserializeOwned>(
                 let mark = e.start_mark().or_else(|| work.span().start().copied());
                 let message = serde_message(&e);
                 errs.push(marker_pos(path, mark.as_ref()).error(message));
-                let Some(mark) = mark else { return None };
+                let mark = mark?;
                 if !remove_at(&mut work, (mark.line(), mark.column())) {
                     return None;
                 }
@@ -891,8 +903,7 @@ fn remove_at(node: &mut Node, pos: (usize, usize)) -> bool {
 fn remove_in_mapping(m: &mut MarkedMappingNode, pos: (usize, usize)) -> bool {
     let key = m
         .iter()
-        .filter(|(k, _)| k.span().start().map(|s| (s.line(), s.column())) <= Some(pos))
-        .last()
+        .rfind(|(k, _)| k.span().start().map(|s| (s.line(), s.column())) <= Some(pos))
         .map(|(k, _)| k.clone());
     let Some(key) = key else { return false };
     let at_key = key.span().start().map(|s| (s.line(), s.column())) == Some(pos);

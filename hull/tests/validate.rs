@@ -9,7 +9,9 @@ use std::process::Command;
 use proptest::prelude::*;
 
 fn corpus(dir: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/yaml").join(dir)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/yaml")
+        .join(dir)
 }
 
 fn validate(dir: &Path, args: &[&str]) -> (i32, String) {
@@ -72,7 +74,11 @@ fn broken_files_give_every_expected_error() {
             let mut parts = line.splitn(4, ':');
             assert_eq!(parts.next(), Some(f.as_str()), "{line}");
             for _ in 0..2 {
-                let n: usize = parts.next().unwrap().parse().unwrap_or_else(|_| panic!("{line}"));
+                let n: usize = parts
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{line}"));
                 assert!(n > 0, "{line}");
             }
         }
@@ -82,13 +88,28 @@ fn broken_files_give_every_expected_error() {
 #[test]
 fn merged_files_report_duplicates_in_both_files() {
     let d = tempfile::tempdir().unwrap();
-    std::fs::write(d.path().join("a.yml"), "services:\n  - name: web\n    image: x\n").unwrap();
-    std::fs::write(d.path().join("b.yml"), "onboot:\n  - name: web\n    image: y\n    comand: [x]\n").unwrap();
+    std::fs::write(
+        d.path().join("a.yml"),
+        "services:\n  - name: web\n    image: x\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("b.yml"),
+        "onboot:\n  - name: web\n    image: y\n    comand: [x]\n",
+    )
+    .unwrap();
     let (code, stderr) = validate(d.path(), &["a.yml", "b.yml"]);
     assert_eq!(code, 2);
     // b.yml's own mistake is reported before the merge could even start.
-    assert_eq!(stderr, "b.yml:4:5: unknown key \"comand\" (did you mean \"command\"?)\n");
-    std::fs::write(d.path().join("b.yml"), "onboot:\n  - name: web\n    image: y\n").unwrap();
+    assert_eq!(
+        stderr,
+        "b.yml:4:5: unknown key \"comand\" (did you mean \"command\"?)\n"
+    );
+    std::fs::write(
+        d.path().join("b.yml"),
+        "onboot:\n  - name: web\n    image: y\n",
+    )
+    .unwrap();
     let (code, stderr) = validate(d.path(), &["a.yml", "b.yml"]);
     assert_eq!(code, 2);
     assert_eq!(
@@ -100,15 +121,29 @@ fn merged_files_report_duplicates_in_both_files() {
 #[test]
 fn image_map_serves_references_from_packages() {
     let d = tempfile::tempdir().unwrap();
-    std::fs::write(d.path().join("img.yml"), "services:\n  - name: getty\n    image: linuxkit/getty:v1.0.0\n").unwrap();
+    std::fs::write(
+        d.path().join("img.yml"),
+        "services:\n  - name: getty\n    image: linuxkit/getty:v1.0.0\n",
+    )
+    .unwrap();
     // A map to a package folder that does not exist is caught offline, at
     // the position of the reference.
-    let (code, stderr) = validate(d.path(), &["--image-map", "linuxkit/getty=@pkg:nope", "img.yml"]);
+    let (code, stderr) = validate(
+        d.path(),
+        &["--image-map", "linuxkit/getty=@pkg:nope", "img.yml"],
+    );
     assert_eq!(code, 2);
-    assert!(stderr.starts_with("img.yml:3:5: no package at "), "{stderr}");
+    assert!(
+        stderr.starts_with("img.yml:3:5: no package at "),
+        "{stderr}"
+    );
     std::fs::create_dir_all(d.path().join("pkgs/getty")).unwrap();
     std::fs::write(d.path().join("pkgs/getty/build.yml"), "image: getty\n").unwrap();
-    std::fs::write(d.path().join("map.yml"), "linuxkit/getty: \"@pkg:pkgs/getty\"\n").unwrap();
+    std::fs::write(
+        d.path().join("map.yml"),
+        "linuxkit/getty: \"@pkg:pkgs/getty\"\n",
+    )
+    .unwrap();
     let (code, stderr) = validate(d.path(), &["--image-map-file", "map.yml", "img.yml"]);
     assert_eq!(code, 0, "{stderr}");
     let (code, stderr) = validate(d.path(), &["--image-map", "oops", "img.yml"]);
@@ -119,10 +154,50 @@ fn image_map_serves_references_from_packages() {
 /// Fragments that make the mutated files hit many code paths: keys of every
 /// section, values of the wrong shape, YAML syntax.
 const PIECES: &[&str] = &[
-    "\n", "  ", "- ", ": ", "name", "image", "services", "onboot", "files", "kernel", "init",
-    "depends", "readiness", "capabilities", "binds.add", "runtime", "bindNS", "{", "}", "[", "]",
-    ",", "\"", "'", "&a", "*a", "!!str", "---", "#", "|", ">", "~", "null", "0", "-1",
-    "99999999999999999999", "tcp", "uid", "é", "\t", "%", "@pkg:", "?", "\u{0}",
+    "\n",
+    "  ",
+    "- ",
+    ": ",
+    "name",
+    "image",
+    "services",
+    "onboot",
+    "files",
+    "kernel",
+    "init",
+    "depends",
+    "readiness",
+    "capabilities",
+    "binds.add",
+    "runtime",
+    "bindNS",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    "\"",
+    "'",
+    "&a",
+    "*a",
+    "!!str",
+    "---",
+    "#",
+    "|",
+    ">",
+    "~",
+    "null",
+    "0",
+    "-1",
+    "99999999999999999999",
+    "tcp",
+    "uid",
+    "é",
+    "\t",
+    "%",
+    "@pkg:",
+    "?",
+    "\u{0}",
 ];
 
 fn mutate(base: &str, ops: &[(u8, usize, usize)]) -> String {

@@ -62,14 +62,9 @@ pub fn prepare(files: &[PathBuf], map: &MapArgs) -> Result<Config, anyhow::Error
     }
     let mut parsed = Vec::new();
     for f in files {
-        match config::load(f) {
-            Ok(c) => parsed.push(c),
-            Err(e) => errs.0.extend(e.0),
-        }
-    }
-    if !errs.is_empty() {
-        errs.sort();
-        return Err(errs.into());
+        let (c, e) = config::load(f);
+        parsed.push(c);
+        errs.0.extend(e.0);
     }
     let mut cfg = Config::merge(parsed);
     cfg.map_images(|r| image_map.lookup(r));

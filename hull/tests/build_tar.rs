@@ -1,0 +1,272 @@
+//! `hull build -f tar` writes the whole root tree; this reads it back with
+//! the `tar` crate and checks each container's `config.json` and
+//! `runtime.json` against what the YAML (and the image's label) say, field
+//! by field. Offline: the images are packages built from folder files only.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// A package of plain files, with an optional `org.mobyproject.config` label.
+fn package(dir: &Path, name: &str, files: &[(&str, &str)], config: &str) {
+    let p = dir.join("pkgs").join(name);
+    write(
+        &p.join("build.yml"),
+        &format!("image: {name}\nsources:\n  - files: rootfs/\n{config}"),
+    );
+    for (f, c) in files {
+        write(&p.join("rootfs").join(f), c);
+    }
+}
+
+fn read_tar(path: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut a = tar::Archive::new(std::fs::File::open(path).unwrap());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e
+            .path()
+            .unwrap()
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        out.insert(name, data);
+    }
+    out
+}
+
+fn json_at(files: &BTreeMap<String, Vec<u8>>, path: &str) -> Value {
+    let data = files.get(path).unwrap_or_else(|| {
+        panic!(
+            "{path} not in the tar: {:?}",
+            files
+                .keys()
+                .filter(|k| k.starts_with("containers"))
+                .collect::<Vec<_>>()
+        )
+    });
+    serde_json::from_slice(data).unwrap()
+}
+
+const YAML: &str = r#"
+kernel:
+  image: "@pkg:pkgs/kernel"
+  cmdline: "console=ttyS0"
+init:
+  - linuxkit/init:v1.0.0
+  - linuxkit/runc:v1.0.0
+onboot:
+  - name: format
+    image: linuxkit/format:v1.0.0
+    command: [/bin/app, format]
+    required: true
+    binds: ["/dev:/dev"]
+    capabilities: [all]
+services:
+  - name: db
+    image: "@pkg:pkgs/app"
+    readiness: notify
+    uid: db
+    gid: format
+  - name: web
+    image: "@pkg:pkgs/app"
+    binds.add: ["/run/web:/srv:ro"]
+    capabilities.add: [CAP_NET_BIND_SERVICE]
+    env: [MODE=web]
+    net: new
+    uts: new
+    hostname: webhost
+    depends: [db]
+    restart: always
+    restartBackoff: {initial: 100ms, max: 5s}
+    stopSignal: SIGINT
+    stopGracePeriod: 3s
+    readiness: {tcp: 8080}
+    readinessTimeout: 20s
+    console: false
+    runtime:
+      mkdir: [/run/web]
+files:
+  - path: etc/motd
+    contents: "hello\n"
+    mode: "0644"
+    uid: web
+"#;
+
+#[test]
+fn tar_holds_what_the_yaml_says() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    package(dir, "kernel", &[("kernel", "not really a kernel")], "");
+    package(dir, "init", &[("sbin/hull-init", "not really init")], "");
+    package(
+        dir,
+        "app",
+        &[("bin/app", "#!/bin/sh\n")],
+        "config:\n  command: [/bin/app, serve]\n  binds: [\"/var/app:/data\"]\n  capabilities: [CAP_NET_RAW]\n  readonly: true\n",
+    );
+    write(&dir.join("img.yml"), YAML);
+    write(&dir.join("map.yml"), "linuxkit/format: \"@pkg:pkgs/app\"\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_hull"))
+        .args([
+            "build",
+            "-f",
+            "tar",
+            "--dir",
+            "out",
+            "--image-map-file",
+            "map.yml",
+            "img.yml",
+        ])
+        .current_dir(dir)
+        .env("HULL_CACHE", dir.join("cache"))
+        .env("HULL_INIT", "@pkg:pkgs/init")
+        .env("SOURCE_DATE_EPOCH", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "linuxkit/init:v1.0.0, linuxkit/runc:v1.0.0 in `init` replaced by hull's init"
+        ),
+        "{stderr}"
+    );
+    let files = read_tar(&dir.join("out/img.tar"));
+
+    // hull's init replaced LinuxKit's; /init points at it.
+    assert_eq!(files["sbin/hull-init"], b"not really init");
+    assert_eq!(files["etc/motd"], b"hello\n");
+
+    // The boot order the guest reads.
+    let image = json_at(&files, "etc/hull/image.json");
+    assert_eq!(
+        image["onboot"][0],
+        json!({"name": "format", "bundle": "/containers/onboot/000-format"})
+    );
+    let services: Vec<&str> = image["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(services, ["db", "web"]);
+
+    // onboot/000-format: the YAML's command replaces the label's; `all`
+    // capabilities; the YAML's binds replace the label's; required.
+    let c = json_at(&files, "containers/onboot/000-format/config.json");
+    assert_eq!(c["process"]["args"], json!(["/bin/app", "format"]));
+    assert_eq!(
+        c["process"]["capabilities"]["effective"]
+            .as_array()
+            .unwrap()
+            .len(),
+        41
+    );
+    let dests: Vec<&str> = c["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["destination"].as_str().unwrap())
+        .collect();
+    assert!(
+        dests.contains(&"/dev") && !dests.contains(&"/data"),
+        "{dests:?}"
+    );
+    let dev = c["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["destination"] == "/dev")
+        .unwrap();
+    assert_eq!(dev["type"], "bind");
+    assert_eq!(
+        c["process"]["user"]["uid"], 0,
+        "root unless `uid:` says otherwise"
+    );
+    assert_eq!(c["root"]["readonly"], true, "from the label");
+    let r = json_at(&files, "containers/onboot/000-format/runtime.json");
+    assert_eq!(r["required"], true);
+
+    // services/db: the label's command, binds and capabilities; uid by name.
+    let c = json_at(&files, "containers/services/db/config.json");
+    assert_eq!(c["process"]["args"], json!(["/bin/app", "serve"]));
+    assert_eq!(
+        c["process"]["capabilities"]["effective"],
+        json!(["CAP_NET_RAW"])
+    );
+    assert_eq!(c["process"]["user"], json!({"uid": 101, "gid": 100}));
+    assert!(c["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["destination"] == "/data" && m["source"] == "/var/app"));
+    assert_eq!(c["linux"]["cgroupsPath"], "/hull/services/db");
+    let r = json_at(&files, "containers/services/db/runtime.json");
+    assert_eq!(
+        r["readiness"],
+        json!({"check": "notify", "timeoutMs": 60000})
+    );
+    assert_eq!(r["restart"], "on-failure");
+
+    // services/web: `.add` merged with the label; env; namespaces; hull's keys.
+    let c = json_at(&files, "containers/services/web/config.json");
+    assert_eq!(
+        c["process"]["capabilities"]["effective"],
+        json!(["CAP_NET_RAW", "CAP_NET_BIND_SERVICE"])
+    );
+    let srv = c["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["destination"] == "/srv")
+        .unwrap();
+    assert_eq!(srv["options"], json!(["ro", "rbind"]));
+    assert!(c["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["destination"] == "/data"));
+    assert!(c["process"]["env"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("MODE=web")));
+    assert_eq!(c["hostname"], "webhost");
+    let ns: Vec<&str> = c["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(ns, ["network", "uts", "pid", "mount", "cgroup"]);
+    assert_eq!(c["process"]["user"]["uid"], 0);
+    let r = json_at(&files, "containers/services/web/runtime.json");
+    assert_eq!(r["restart"], "always");
+    assert_eq!(
+        (r["backoffInitialMs"].as_u64(), r["backoffMaxMs"].as_u64()),
+        (Some(100), Some(5000))
+    );
+    assert_eq!(
+        (r["stopSignal"].as_i64(), r["stopGraceMs"].as_u64()),
+        (Some(2), Some(3000))
+    );
+    assert_eq!(r["depends"], json!(["db"]));
+    assert_eq!(
+        r["readiness"],
+        json!({"check": {"tcp": 8080}, "timeoutMs": 20000})
+    );
+    assert_eq!(r["consoleLog"], false);
+    assert_eq!(r["mkdir"], json!(["/run/web"]));
+    // Mount points exist in the read-only rootfs.
+    assert!(files.contains_key("containers/services/web/rootfs/srv"));
+}
