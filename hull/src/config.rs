@@ -50,9 +50,10 @@ impl ConfigErrors {
         self.0.is_empty()
     }
 
-    /// Files in the order they were first named, each file's errors by position.
-    pub fn sort(&mut self) {
-        let mut order: Vec<String> = Vec::new();
+    /// Files in the order given (others after them, in the order they were
+    /// first met), each file's errors by position.
+    pub fn sort(&mut self, files: &[PathBuf]) {
+        let mut order: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
         for e in &self.0 {
             if !order.contains(&e.file) {
                 order.push(e.file.clone());

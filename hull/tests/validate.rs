@@ -100,10 +100,11 @@ fn merged_files_report_duplicates_in_both_files() {
     .unwrap();
     let (code, stderr) = validate(d.path(), &["a.yml", "b.yml"]);
     assert_eq!(code, 2);
-    // b.yml's own mistake is reported before the merge could even start.
+    // Both mistakes in one run, files in the order given.
     assert_eq!(
         stderr,
-        "b.yml:4:5: unknown key \"comand\" (did you mean \"command\"?)\n"
+        "a.yml:2:5: container name \"web\" is used twice: here (services) and at b.yml:2:5 (onboot)\n\
+         b.yml:4:5: unknown key \"comand\" (did you mean \"command\"?)\n"
     );
     std::fs::write(
         d.path().join("b.yml"),

@@ -98,7 +98,7 @@ pub fn prepare(files: &[PathBuf], map: &MapArgs) -> Result<Config, anyhow::Error
     }
     check::check(&cfg, &mut errs);
     check::check_packages(&cfg, &mut errs);
-    errs.sort();
+    errs.sort(files);
     if errs.is_empty() {
         Ok(cfg)
     } else {
