@@ -1101,7 +1101,7 @@ mod tests {
         .unwrap();
         let b = parse(
             Path::new("b.yml"),
-            "init: [i2]\nonboot:\n  - {name: o1, image: x}\nservices:\n  - {name: s2, image: y}\n",
+            "init: [i2]\nonboot:\n  - {name: o1, image: x}\nonshutdown:\n  - {name: d1, image: x}\nservices:\n  - {name: s2, image: y}\n",
         )
         .unwrap();
         let m = Config::merge(vec![a, b]);
@@ -1113,9 +1113,13 @@ mod tests {
             .map(|e| (e.value.name(), e.file.display().to_string()))
             .collect();
         assert_eq!(s, [("s1", "a.yml".into()), ("s2", "b.yml".into())]);
-        // uids: onboot first, then services, in order.
+        // uids from 100: onboot, then onshutdown, then services, each in
+        // merged order (LinuxKit's rule), whatever file they came from.
         let ids = m.id_map();
-        assert_eq!((ids["o1"], ids["s1"], ids["s2"]), (100, 101, 102));
+        assert_eq!(
+            (ids["o1"], ids["d1"], ids["s1"], ids["s2"]),
+            (100, 101, 102, 103)
+        );
     }
 
     #[test]

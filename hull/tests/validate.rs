@@ -257,4 +257,14 @@ proptest! {
             }
         }
     }
+
+    /// Arbitrary text, not derived from the corpus, never panics either.
+    #[test]
+    fn validate_never_panics_on_any_text(text in "\\PC{0,200}") {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("f.yml"), &text).unwrap();
+        let (code, stderr) = validate(d.path(), &["f.yml"]);
+        prop_assert!(code == 0 || code == 2, "exit {code} for {text:?}: {stderr}");
+        prop_assert!(!stderr.contains("panicked"), "{text:?}: {stderr}");
+    }
 }

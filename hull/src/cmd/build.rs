@@ -484,13 +484,14 @@ fn add_files(
         if path.is_empty() {
             return Err(bad("a file cannot replace the root directory".into()).into());
         }
-        root.mkdir_all(
-            Path::new(path)
-                .parent()
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            0o755,
-        )?;
+        if let Some(parent) = Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            if !root.contains(parent.to_string_lossy().as_ref()) {
+                root.mkdir_all(parent.to_string_lossy().as_ref(), 0o755)?;
+            }
+        }
         root.insert(path, entry)?;
     }
     Ok(())
