@@ -150,8 +150,13 @@ fn marker_pos(file: &Path, m: Option<&marked_yaml::Marker>) -> Pos {
     }
 }
 
+/// Where a node starts. For a block mapping, marked_yaml's start mark is
+/// after its first key; the first key is where a reader looks.
 fn pos_of(file: &Path, node: &Node) -> Pos {
-    marker_pos(file, node.span().start())
+    let first_key = node
+        .as_mapping()
+        .and_then(|m| m.keys().next().and_then(|k| k.span().start()));
+    marker_pos(file, first_key.or(node.span().start()))
 }
 
 /// The whole description: one file, or several merged.

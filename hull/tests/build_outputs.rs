@@ -1,7 +1,8 @@
-//! `hull build -f tar` writes the whole root tree; this reads it back with
-//! the `tar` crate and checks each container's `config.json` and
-//! `runtime.json` against what the YAML (and the image's label) say, field
-//! by field. Offline: the images are packages built from folder files only.
+//! `hull build` outputs checked against what the YAML says. `-f tar` writes
+//! the whole root tree; it is read back with the `tar` crate and each
+//! container's `config.json` and `runtime.json` is checked field by field
+//! against the YAML and the image's label. Offline: the images are packages
+//! built from folder files only.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -269,4 +270,82 @@ fn tar_holds_what_the_yaml_says() {
     assert_eq!(r["mkdir"], json!(["/run/web"]));
     // Mount points exist in the read-only rootfs.
     assert!(files.contains_key("containers/services/web/rootfs/srv"));
+}
+
+fn hull_build(dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hull"))
+        .arg("build")
+        .args(args)
+        .current_dir(dir)
+        .env("HULL_CACHE", dir.join("cache"))
+        .env("HULL_INIT", "@pkg:pkgs/init")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn kernel_fields_pick_files_of_the_kernel_image() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    package(
+        dir,
+        "kernel",
+        &[("boot/vmlinuz", "KERNEL"), ("ucode.cpio", "UCODE-CPIO")],
+        "",
+    );
+    package(dir, "init", &[("sbin/hull-init", "init")], "");
+    write(
+        &dir.join("base.yml"),
+        "kernel:\n  image: \"@pkg:pkgs/kernel\"\n  cmdline: first\ninit: [linuxkit/init:v1]\n",
+    );
+    // A later file changes only some kernel fields.
+    write(
+        &dir.join("over.yml"),
+        "kernel:\n  cmdline: console=ttyS0 second\n  binary: boot/vmlinuz\n  tar: none\n  ucode: ucode.cpio\n",
+    );
+    let (ok, stderr) = hull_build(
+        dir,
+        &["--dir", "out", "--name", "k", "base.yml", "over.yml"],
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(std::fs::read(dir.join("out/k-kernel")).unwrap(), b"KERNEL");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/k-cmdline")).unwrap(),
+        "console=ttyS0 second"
+    );
+    let initrd = std::fs::read(dir.join("out/k-initrd.img")).unwrap();
+    assert!(initrd.starts_with(b"UCODE-CPIO"), "microcode first");
+    assert_eq!(&initrd[10..12], &[0x1f, 0x8b], "then the gzip'd root");
+
+    // A missing named file is an error at the kernel image's position.
+    write(&dir.join("over.yml"), "kernel:\n  binary: bzImage\n");
+    let (ok, stderr) = hull_build(dir, &["--dir", "out2", "base.yml", "over.yml"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("base.yml:2:3: this image has no /bzImage file"),
+        "{stderr}"
+    );
+    assert!(!dir.join("out2/base-kernel").exists());
+}
+
+#[test]
+fn volumes_are_refused_by_build_with_their_position() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    package(dir, "kernel", &[("kernel", "K")], "");
+    package(dir, "init", &[("sbin/hull-init", "init")], "");
+    write(
+        &dir.join("v.yml"),
+        "kernel:\n  image: \"@pkg:pkgs/kernel\"\ninit: [\"@pkg:pkgs/init\"]\nvolumes:\n  - name: data\n",
+    );
+    let (ok, stderr) = hull_build(dir, &["-f", "tar", "--dir", "out", "v.yml"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("v.yml:5:5: `volumes` are checked but not built yet"),
+        "{stderr}"
+    );
 }
