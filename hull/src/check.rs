@@ -143,52 +143,72 @@ fn check_depends(e: &Located<ImageEntry>, services: &BTreeSet<&str>, errs: &mut 
     }
 }
 
-/// Dependency cycles, each reported once at the service where it is first met.
+/// Dependency cycles, each reported once at the dependency that closes it.
+/// Depth first with an explicit stack: a long chain must not overflow the
+/// call stack (found by feeding `hull validate` 60,000 chained services).
 fn check_cycles(config: &Config, errs: &mut ConfigErrors) {
     let by_name: BTreeMap<&str, &Located<ImageEntry>> = config
         .services
         .iter()
         .map(|e| (e.value.name(), e))
         .collect();
-    // 0 unvisited, 1 on the current path, 2 done.
+    let deps = |name: &str| -> Vec<&str> {
+        by_name
+            .get(name)
+            .map(|e| {
+                e.value
+                    .depends
+                    .iter()
+                    .flatten()
+                    .map(String::as_str)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // 1: on the current path, 2: done.
     let mut state: BTreeMap<&str, u8> = BTreeMap::new();
-    fn visit<'a>(
-        name: &'a str,
-        by_name: &BTreeMap<&'a str, &'a Located<ImageEntry>>,
-        state: &mut BTreeMap<&'a str, u8>,
-        path: &mut Vec<&'a str>,
-        errs: &mut ConfigErrors,
-    ) {
-        state.insert(name, 1);
-        path.push(name);
-        if let Some(e) = by_name.get(name) {
-            for (i, d) in e.value.depends.iter().flatten().enumerate() {
-                let d = d.as_str();
-                if d == name || !by_name.contains_key(d) {
-                    continue; // reported by check_depends
+    for root in config.services.iter().map(|e| e.value.name()) {
+        if state.contains_key(root) {
+            continue;
+        }
+        // (service, index of its next dependency to look at)
+        let mut stack: Vec<(&str, usize)> = vec![(root, 0)];
+        state.insert(root, 1);
+        while let Some((name, i)) = stack.last().copied() {
+            let ds = deps(name);
+            let Some(&d) = ds.get(i) else {
+                state.insert(name, 2);
+                stack.pop();
+                continue;
+            };
+            if let Some(top) = stack.last_mut() {
+                top.1 += 1;
+            }
+            // Unknown names and self-dependencies are reported by check_depends.
+            let Some(&d) = by_name.get_key_value(d).map(|(k, _)| k) else {
+                continue;
+            };
+            if d == name {
+                continue;
+            }
+            match state.get(d) {
+                None => {
+                    state.insert(d, 1);
+                    stack.push((d, 0));
                 }
-                match state.get(d).copied().unwrap_or(0) {
-                    0 => visit(d, by_name, state, path, errs),
-                    1 => {
-                        let from = path.iter().position(|p| *p == d).unwrap_or(0);
-                        let mut cycle: Vec<&str> = path[from..].to_vec();
-                        cycle.push(d);
+                Some(1) => {
+                    let from = stack.iter().position(|(n, _)| *n == d).unwrap_or(0);
+                    let mut cycle: Vec<&str> = stack[from..].iter().map(|(n, _)| *n).collect();
+                    cycle.push(d);
+                    if let Some(e) = by_name.get(name) {
                         errs.push(e.error(
                             &["depends", &i.to_string()],
                             format!("dependency cycle: {}", cycle.join(" -> ")),
                         ));
                     }
-                    _ => {}
                 }
+                _ => {}
             }
-        }
-        path.pop();
-        state.insert(name, 2);
-    }
-    for e in &config.services {
-        let n = e.value.name();
-        if state.get(n).copied().unwrap_or(0) == 0 {
-            visit(n, &by_name, &mut state, &mut Vec::new(), errs);
         }
     }
 }
@@ -731,6 +751,22 @@ mod tests {
             "{e:#?}"
         );
         assert_eq!(e.len(), 4, "{e:#?}");
+    }
+
+    #[test]
+    fn a_long_dependency_chain_does_not_overflow_the_stack() {
+        let n = 30_000;
+        let mut text = String::from("services:\n");
+        for i in 0..n {
+            text.push_str(&format!(
+                "  - {{name: s{i}, image: x, depends: [s{}]}}\n",
+                i + 1
+            ));
+        }
+        text.push_str(&format!("  - {{name: s{n}, image: x, depends: [s0]}}\n"));
+        let e = errors(&text);
+        assert_eq!(e.len(), 1);
+        assert!(e[0].ends_with(&format!("s{n} -> s0")), "{}", &e[0][..80]);
     }
 
     #[test]
