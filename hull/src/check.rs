@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::config::{
-    closest, Config, ConfigErrors, IdValue, ImageEntry, Located, ReadinessValue, SERVICE_ONLY_KEYS,
+    self, closest, Config, ConfigErrors, IdValue, ImageEntry, Located, ReadinessValue,
+    SERVICE_ONLY_KEYS,
 };
 use crate::ocispec;
 
@@ -679,18 +680,57 @@ pub fn entry_problems(v: &ImageEntry) -> Vec<Problem> {
     out
 }
 
-/// `@pkg:` folders that do not exist (checked offline by `hull validate`).
+/// `@pkg:` folders that do not exist, and packages whose `config:` (the
+/// label their image will carry) is not a valid image entry: both are
+/// known without building anything. Label mistakes point into the
+/// package's build.yml.
 pub fn check_packages(config: &Config, errs: &mut ConfigErrors) {
+    let mut seen = BTreeSet::new();
     for (pos, reference) in config.image_refs() {
-        if let Some(path) = reference.strip_prefix("@pkg:") {
-            let dir = pos.file.parent().unwrap_or(Path::new(".")).join(path);
-            if !dir.join("build.yml").is_file() {
-                errs.push(pos.error(format!(
-                    "no package at {} (a package is a folder with a build.yml)",
-                    dir.display()
-                )));
-            }
+        let Some(path) = reference.strip_prefix("@pkg:") else {
+            continue;
+        };
+        let dir = pos.file.parent().unwrap_or(Path::new(".")).join(path);
+        let build_yml = dir.join("build.yml");
+        if !build_yml.is_file() {
+            errs.push(pos.error(format!(
+                "no package at {} (a package is a folder with a build.yml)",
+                dir.display()
+            )));
+            continue;
         }
+        if seen.insert(build_yml.clone()) {
+            check_package_config(&build_yml, errs);
+        }
+    }
+}
+
+fn check_package_config(build_yml: &Path, errs: &mut ConfigErrors) {
+    // The rest of build.yml is the package builder's to check.
+    let Ok(text) = std::fs::read_to_string(build_yml) else {
+        return;
+    };
+    let Ok(node) = marked_yaml::parse_yaml(0, &text) else {
+        return;
+    };
+    let Some(label) = node.as_mapping().and_then(|m| m.get("config")) else {
+        return;
+    };
+    let Some(entry) = config::item::<ImageEntry>(build_yml, label, errs) else {
+        return;
+    };
+    for key in ["name", "image"] {
+        let set = match key {
+            "name" => entry.value.name.is_some(),
+            _ => entry.value.image.is_some(),
+        };
+        if set {
+            errs.push(entry.error(&[key], format!("a package's `config` cannot set `{key}`")));
+        }
+    }
+    for (path, msg) in entry_problems(&entry.value) {
+        let p: Vec<&str> = path.iter().map(String::as_str).collect();
+        errs.push(entry.error(&p, msg));
     }
 }
 

@@ -858,7 +858,7 @@ fn list<T: serde::de::DeserializeOwned>(
 
 /// Deserializes one entry; on a mistake, records it, drops the offending key
 /// and tries again, so every bad key of the entry is reported at once.
-fn item<T: serde::de::DeserializeOwned>(
+pub fn item<T: serde::de::DeserializeOwned>(
     path: &Path,
     node: &Node,
     errs: &mut ConfigErrors,

@@ -268,3 +268,28 @@ proptest! {
         prop_assert!(!stderr.contains("panicked"), "{text:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_package_config_is_checked_in_its_build_yml() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("pkgs/app")).unwrap();
+    std::fs::write(
+        d.path().join("pkgs/app/build.yml"),
+        "image: app\nconfig:\n  capabilities: [CAP_NET_ADMN]\n  comand: [x]\n  image: other\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("img.yml"),
+        "services:\n  - name: a\n    image: \"@pkg:pkgs/app\"\n  - name: b\n    image: \"@pkg:pkgs/app\"\n",
+    )
+    .unwrap();
+    let (code, stderr) = validate(d.path(), &["img.yml"]);
+    assert_eq!(code, 2);
+    // Each mistake once, although two containers use the package.
+    assert_eq!(
+        stderr,
+        "pkgs/app/build.yml:3:18: unknown capability \"CAP_NET_ADMN\" (did you mean \"CAP_NET_ADMIN\"?)\n\
+         pkgs/app/build.yml:4:3: unknown key \"comand\" (did you mean \"command\"?)\n\
+         pkgs/app/build.yml:5:3: a package's `config` cannot set `image`\n"
+    );
+}
