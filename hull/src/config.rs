@@ -916,6 +916,11 @@ fn remove_in_mapping(m: &mut MarkedMappingNode, pos: (usize, usize)) -> bool {
     if !at_key {
         if let Some(v) = m.get_mut(&key) {
             if remove_at(v, pos) {
+                // An emptied mapping would only give a second, confusing
+                // error (`readiness: {tcp: x}` -> "empty map"): drop it whole.
+                if v.as_mapping().is_some_and(|inner| inner.is_empty()) {
+                    m.remove(&key);
+                }
                 return true;
             }
         }
@@ -930,16 +935,17 @@ fn start(n: &Node) -> Option<(usize, usize)> {
 /// serde's message, in the words of this file: keys, values, suggestions.
 fn serde_message(e: &marked_yaml::FromNodeError) -> String {
     use marked_yaml::Error as E;
-    match &**e {
-        E::UnknownFieldError(field, expected, _) => unknown_key_message(field, expected),
+    // The key the value belongs to, when serde knows it (`readiness.tcp` -> `tcp`).
+    let key = e
+        .path()
+        .and_then(|p| p.rsplit('.').next())
+        .filter(|k| !k.is_empty() && !k.starts_with('?') && !k.starts_with('['));
+    let msg = match &**e {
+        E::UnknownFieldError(field, expected, _) => return unknown_key_message(field, expected),
         E::NotBoolean(_) => "expected true or false".to_string(),
         E::IntegerParseFailure(err, _) => format!("expected a number ({err})"),
         E::FloatParseFailure(err, _) => format!("expected a number ({err})"),
         E::Other(msg, _) => {
-            let key = e
-                .path()
-                .and_then(|p| p.rsplit('.').next())
-                .filter(|k| !k.is_empty() && !k.starts_with('?'));
             let mut msg = msg
                 .replace(
                     "data did not match any variant of untagged enum NumberOrText",
@@ -950,11 +956,12 @@ fn serde_message(e: &marked_yaml::FromNodeError) -> String {
                 msg.truncate(i);
                 msg.push_str("expected a mapping (key: value lines)");
             }
-            match key {
-                Some(k) => format!("{k}: {msg}"),
-                None => msg,
-            }
+            msg
         }
+    };
+    match key {
+        Some(k) => format!("{k}: {msg}"),
+        None => msg,
     }
 }
 
