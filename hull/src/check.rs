@@ -9,7 +9,6 @@ use std::path::Path;
 
 use crate::config::{
     self, closest, Config, ConfigErrors, IdValue, ImageEntry, Located, ReadinessValue,
-    SERVICE_ONLY_KEYS,
 };
 use crate::ocispec;
 
@@ -105,7 +104,6 @@ fn check_section_keys(section: &str, e: &Located<ImageEntry>, errs: &mut ConfigE
         ("stopSignal", v.stop_signal.is_some()),
         ("stopGracePeriod", v.stop_grace_period.is_some()),
     ];
-    debug_assert_eq!(set.len(), SERVICE_ONLY_KEYS.len());
     if section != "services" {
         for (key, present) in set {
             if present {

@@ -651,18 +651,6 @@ impl ImageEntry {
     }
 }
 
-/// hull's keys that only a service can use (they are about a long-running process).
-pub const SERVICE_ONLY_KEYS: &[&str] = &[
-    "restart",
-    "restartBackoff",
-    "startLimit",
-    "depends",
-    "readiness",
-    "readinessTimeout",
-    "stopSignal",
-    "stopGracePeriod",
-];
-
 /// One entry of `files`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
