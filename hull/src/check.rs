@@ -51,6 +51,14 @@ pub fn check(config: &Config, errs: &mut ConfigErrors) {
     }
     check_files(config, &ids, errs);
     check_volumes(config, errs);
+    for (pos, reference) in config.image_refs() {
+        if reference.starts_with("@pkg:") || reference.trim().is_empty() {
+            continue; // folders are checked by check_packages; empty ones above
+        }
+        if let Some(m) = crate::image_map::reference_problem(&reference) {
+            errs.push(pos.error(m));
+        }
+    }
 }
 
 /// Container names: present, well formed, and unique across sections and files.

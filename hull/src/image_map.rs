@@ -23,6 +23,58 @@ pub fn repository(reference: &str) -> &str {
     }
 }
 
+/// What is wrong with a registry reference (`[HOST[:PORT]/]PATH[:TAG][@DIGEST]`,
+/// the grammar of the distribution spec), if anything. `@pkg:` references
+/// are folders and are checked as such elsewhere.
+pub fn reference_problem(reference: &str) -> Option<String> {
+    let bad = |why: &str| Some(format!("image reference {reference:?}: {why}"));
+    if reference.is_empty() || reference.chars().any(|c| c.is_whitespace()) {
+        return bad("empty or with spaces");
+    }
+    let (rest, digest) = match reference.split_once('@') {
+        Some((r, d)) => (r, Some(d)),
+        None => (reference, None),
+    };
+    if let Some(d) = digest {
+        let ok = d.strip_prefix("sha256:").is_some_and(|h| {
+            h.len() == 64
+                && h.chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        });
+        if !ok {
+            return bad("a digest is sha256: and 64 lowercase hex digits");
+        }
+    }
+    let repo = repository(rest);
+    let tag = rest.strip_prefix(repo).and_then(|t| t.strip_prefix(':'));
+    if let Some(t) = tag {
+        let ok = !t.is_empty()
+            && t.len() <= 128
+            && !t.starts_with(['.', '-'])
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !ok {
+            return bad("a tag is up to 128 letters, digits, '_', '.' or '-'");
+        }
+    }
+    let mut parts: Vec<&str> = repo.split('/').collect();
+    let first = parts[0];
+    if parts.len() > 1 && (first.contains(['.', ':']) || first == "localhost") {
+        parts.remove(0);
+    }
+    let component_ok = |c: &str| {
+        !c.is_empty()
+            && c.chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
+            && c.starts_with(|ch: char| ch.is_ascii_alphanumeric())
+            && c.ends_with(|ch: char| ch.is_ascii_alphanumeric())
+    };
+    if !parts.iter().all(|c| component_ok(c)) {
+        return bad("a repository name is lowercase letters, digits and '._-' separated by '/'");
+    }
+    None
+}
+
 /// `@pkg:` paths in a map are relative to where the map was written.
 fn anchor(to: &str, base: &Path) -> String {
     match to.strip_prefix("@pkg:") {
@@ -118,6 +170,33 @@ mod tests {
         assert_eq!(repository("linuxkit/getty@sha256:ab"), "linuxkit/getty");
         assert_eq!(repository("localhost:5000/x"), "localhost:5000/x");
         assert_eq!(repository("redis"), "redis");
+    }
+
+    #[test]
+    fn references_follow_the_distribution_grammar() {
+        for ok in [
+            "redis",
+            "redis:7-alpine",
+            "linuxkit/getty:v1.0.0",
+            "ghcr.io/x/y:1",
+            "localhost:5000/a/b",
+            "Registry.Example.com:443/a",
+            "alpine@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ] {
+            assert_eq!(reference_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            "Redis",
+            "a b",
+            "redis:",
+            "redis:-x",
+            "x@sha256:12",
+            "a//b",
+            "-a/b",
+        ] {
+            assert!(reference_problem(bad).is_some(), "{bad:?}");
+        }
     }
 
     #[test]
