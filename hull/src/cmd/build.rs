@@ -141,31 +141,27 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     })?;
     let kernel_pos = kernel_image.pos();
     let kernel_img = resolver.resolve(&kernel_pos, &kernel_image.value)?;
+    // File names in the kernel image, as LinuxKit's `binary`, `tar` and `ucode` give them.
+    let in_image = |name: &str| match kernel_img.rootfs.get(name.trim_start_matches('/')) {
+        Some(Entry {
+            kind: Kind::File(d),
+            ..
+        }) => Some(d.clone()),
+        _ => None,
+    };
     let binary = kernel_section.binary.as_deref().unwrap_or("kernel");
-    let kernel = match kernel_img.rootfs.get(binary).map(|e| &e.kind) {
-        Some(Kind::File(d)) => d.clone(),
-        _ => {
-            return Err(UsageError(
-                kernel_pos
-                    .error(format!(
-                    "this image has no /{binary} file; it is not a kernel image (or set `binary`)"
-                ))
-                    .to_string(),
-            )
-            .into())
-        }
+    let Some(kernel) = in_image(binary) else {
+        let msg =
+            format!("this image has no /{binary} file; it is not a kernel image (or set `binary`)");
+        return Err(UsageError(kernel_pos.error(msg).to_string()).into());
     };
     let ucode = match kernel_section.ucode.as_deref() {
         None => None,
-        Some(u) => match kernel_img.rootfs.get(u).map(|e| &e.kind) {
-            Some(Kind::File(d)) => Some(d.clone()),
-            _ => {
-                return Err(UsageError(
-                    kernel_pos
-                        .error(format!("the kernel image has no /{u} (`ucode`)"))
-                        .to_string(),
-                )
-                .into())
+        Some(u) => match in_image(u) {
+            Some(d) => Some(d),
+            None => {
+                let msg = format!("the kernel image has no /{u} (`ucode`)");
+                return Err(UsageError(kernel_pos.error(msg).to_string()).into());
             }
         },
     };
@@ -197,28 +193,20 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
 
     // Kernel modules: the VM default set plus what the YAML names.
     let mut modules_tree = Tree::new();
-    let tar_name = match kernel_section.tar.as_deref() {
+    // LinuxKit's `tar`: the modules tarball (optional unless named; `none` for none).
+    let modules_tar = match kernel_section.tar.as_deref() {
         Some("none") | Some("") => None,
-        Some(t) => Some(t),
-        None => Some("kernel.tar"),
+        None => in_image("kernel.tar"),
+        Some(t) => match in_image(t) {
+            Some(d) => Some(d),
+            None => {
+                let msg = format!("the kernel image has no /{t} (`tar`)");
+                return Err(UsageError(kernel_pos.error(msg).to_string()).into());
+            }
+        },
     };
-    let modules_tar = tar_name.and_then(|t| kernel_img.rootfs.get(t));
-    if let (Some(t), None) = (
-        kernel_section
-            .tar
-            .as_deref()
-            .filter(|t| *t != "none" && !t.is_empty()),
-        modules_tar,
-    ) {
-        return Err(UsageError(
-            kernel_pos
-                .error(format!("the kernel image has no /{t} (`tar`)"))
-                .to_string(),
-        )
-        .into());
-    }
     let extra_modules = kernel_section.modules.clone().unwrap_or_default();
-    if let Some(Kind::File(tar)) = modules_tar.map(|e| &e.kind) {
+    if let Some(tar) = &modules_tar {
         modules_tree
             .apply_tar(tar.as_slice())
             .context("reading kernel.tar")?;
