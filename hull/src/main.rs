@@ -7,6 +7,7 @@ mod check;
 mod cmd;
 mod config;
 mod image_map;
+mod images;
 mod ocispec;
 mod pkg;
 
@@ -24,6 +25,9 @@ pub struct UsageError(pub String);
     about = "Build and run minimal, immutable Linux appliances from YAML"
 )]
 struct Cli {
+    /// The image cache (default: $HULL_CACHE, else $XDG_CACHE_HOME/hull, else ~/.cache/hull).
+    #[arg(long, global = true, value_name = "DIR")]
+    cache: Option<std::path::PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -40,6 +44,9 @@ enum Cmd {
     /// Build and inspect packages.
     #[command(subcommand)]
     Pkg(cmd::pkg::PkgCmd),
+    /// The image cache: list, pull, push, import, export, verify, clean.
+    #[command(subcommand)]
+    Cache(cmd::cache::CacheCmd),
 }
 
 #[derive(Subcommand)]
@@ -58,11 +65,17 @@ pub fn source_date_epoch() -> u64 {
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(dir) = &cli.cache {
+        // Every command finds the cache through Cache::default_root();
+        // still single-threaded here.
+        std::env::set_var("HULL_CACHE", dir);
+    }
     let result = match cli.cmd {
         Cmd::Build(a) => cmd::build::run(a).map(|_| 0),
         Cmd::Validate(a) => cmd::validate::run(a).map(|_| 0),
         Cmd::Run(RunCmd::Qemu(a)) => cmd::run_qemu::run(a),
         Cmd::Pkg(c) => cmd::pkg::run(c).map(|_| 0),
+        Cmd::Cache(c) => cmd::cache::run(c),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -12,6 +12,7 @@ use crate::cache::Cache;
 use crate::check;
 use crate::cmd::validate::{self, MapArgs};
 use crate::config::{self, Config, ImageEntry, Located, Pos};
+use crate::images::Images;
 use crate::ocispec;
 use crate::pkg::{normalize_arch, Package};
 use crate::UsageError;
@@ -35,6 +36,8 @@ pub struct BuildArgs {
     pub force_pkg: bool,
     #[command(flatten)]
     pub map: MapArgs,
+    #[command(flatten)]
+    pub pull: crate::images::PullArgs,
     /// The YAML files; later files add to earlier ones.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -58,6 +61,7 @@ struct Resolved {
 
 struct Resolver<'a> {
     cache: &'a Cache,
+    images: &'a Images,
     arch: &'a str,
     force: bool,
     done: BTreeMap<String, (Tree, Value)>,
@@ -79,9 +83,16 @@ impl Resolver<'_> {
             pkg.build(self.cache, self.arch, self.force)
                 .with_context(|| format!("building package {}", dir.display()))?
         } else {
-            cached_name(self.cache, pos, reference, self.arch)?
+            cached_name(self.images, self.cache, pos, reference, self.arch)?
         };
         let img = self.cache.read_image(&name, self.arch)?;
+        if !img.skipped.is_empty() {
+            eprintln!(
+                "hull: note: {reference}: {} device nodes or FIFOs skipped (e.g. /{}); the guest's /dev is a devtmpfs",
+                img.skipped.len(),
+                img.skipped[0].display()
+            );
+        }
         let config = img.config.get("config").cloned().unwrap_or(Value::Null);
         self.done.insert(key, (img.rootfs.clone(), config.clone()));
         Ok(Resolved {
@@ -124,13 +135,15 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| "image".into())
     });
     let cache = Cache::open(Cache::default_root())?;
+    let images = Images::new(&args.pull)?;
     let mut resolver = Resolver {
         cache: &cache,
+        images: &images,
         arch,
         force: args.force_pkg,
         done: BTreeMap::new(),
     };
-    check_references(&cfg, &cache, arch)?;
+    check_references(&cfg, &cache, &images, arch)?;
 
     // The kernel: its fields merged over the files, later ones winning.
     let (kernel_section, kernel_image) = cfg.kernel().ok_or_else(|| {
@@ -328,13 +341,19 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
 }
 
 /// Checks every image reference before any work starts (package builds can
-/// take minutes), so that a typo fails at once with its position.
-fn check_references(cfg: &Config, cache: &Cache, arch: &str) -> anyhow::Result<()> {
+/// take minutes), so that a typo fails at once with its position; registry
+/// images missing from the cache are pulled here.
+fn check_references(
+    cfg: &Config,
+    cache: &Cache,
+    images: &Images,
+    arch: &str,
+) -> anyhow::Result<()> {
     for (pos, reference) in cfg.image_refs() {
         if let Some(path) = reference.strip_prefix("@pkg:") {
             package_dir(&pos, path)?;
         } else {
-            cached_name(cache, &pos, &reference, arch)?;
+            cached_name(images, cache, &pos, &reference, arch)?;
         }
     }
     Ok(())
@@ -353,21 +372,23 @@ fn package_dir(pos: &Pos, path: &str) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// The cache name of a non-package reference (`:latest` added when it has
-/// no tag or digest), if the cache has it for `arch`.
-fn cached_name(cache: &Cache, pos: &Pos, reference: &str, arch: &str) -> anyhow::Result<String> {
-    let mut name = reference.to_string();
-    if cache.lookup(&name, arch)?.is_none()
-        && !name.rsplit('/').next().unwrap_or("").contains(':')
-        && !name.contains('@')
-    {
-        name.push_str(":latest");
-    }
-    if cache.lookup(&name, arch)?.is_none() {
-        let msg = format!("image {reference} for {arch} is not in the cache; registry pulls come with issue 4 — use a local package (\"@pkg:PATH\") or --image-map");
-        return Err(UsageError(pos.error(msg).to_string()).into());
-    }
-    Ok(name)
+/// The cache name of a non-package reference for `arch`: cached already,
+/// or pulled now (see `crate::images`). Errors carry the reference's position.
+fn cached_name(
+    images: &Images,
+    cache: &Cache,
+    pos: &Pos,
+    reference: &str,
+    arch: &str,
+) -> anyhow::Result<String> {
+    images.ensure(cache, reference, arch).map_err(|e| {
+        let line = pos.error(e.to_string()).to_string();
+        if e.is_bad_input() {
+            UsageError(line).into()
+        } else {
+            anyhow::anyhow!(line)
+        }
+    })
 }
 
 fn add_container(

@@ -1,5 +1,6 @@
 //! One file per verb.
 pub mod build;
+pub mod cache;
 pub mod pkg;
 pub mod run_qemu;
 pub mod validate;

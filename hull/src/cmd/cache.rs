@@ -1,0 +1,234 @@
+//! `hull cache`: what is in the image cache, and moving images in and out of
+//! it (registries, OCI layouts, docker archives, directories).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use oci::archive::{self, ArchiveError, ExportFormat};
+use oci::registry::RegistryError;
+
+use crate::cache::{oci_arch, Cache};
+use crate::images::{self, Images, PullArgs};
+use crate::pkg::normalize_arch;
+use crate::UsageError;
+
+#[derive(clap::Subcommand)]
+pub enum CacheCmd {
+    /// List the images in the cache.
+    Ls {
+        /// One JSON object per image, in a list.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an image's name (every arch unless --arch); `clean` frees its blobs.
+    Rm {
+        reference: String,
+        #[arg(long)]
+        arch: Option<String>,
+    },
+    /// Remove blobs no image names, and leftover downloads.
+    Clean,
+    /// Check every blob every image needs: present and matching its digest.
+    Verify,
+    /// Fetch an image from its registry (always asks the registry).
+    Pull {
+        reference: String,
+        #[arg(long, default_value = "x86_64")]
+        arch: String,
+        #[arg(long = "mirror", value_name = "REGISTRY=URL")]
+        mirrors: Vec<String>,
+    },
+    /// Push a cached image (every arch it has; several go up as an index).
+    Push {
+        reference: String,
+        /// Where to push (default: the reference itself).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long = "mirror", value_name = "REGISTRY=URL")]
+        mirrors: Vec<String>,
+    },
+    /// Import an OCI image layout (directory or tar) or a `docker save` archive.
+    Import {
+        file: PathBuf,
+        /// Name the image(s) this instead of what the archive says.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Write a cached image as an OCI layout tar, a docker archive, or a directory.
+    Export {
+        reference: String,
+        /// oci, docker or filesystem.
+        #[arg(long)]
+        format: String,
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+        #[arg(long, default_value = "x86_64")]
+        arch: String,
+    },
+}
+
+fn arch(a: &str) -> Result<&'static str, UsageError> {
+    normalize_arch(a).ok_or_else(|| {
+        UsageError(format!(
+            "unknown arch {a:?}: use x86_64 (amd64) or aarch64 (arm64)"
+        ))
+    })
+}
+
+fn registry_err(e: RegistryError) -> anyhow::Error {
+    if e.is_bad_input() {
+        UsageError(e.to_string()).into()
+    } else {
+        e.into()
+    }
+}
+
+fn archive_err(e: ArchiveError) -> anyhow::Error {
+    match e {
+        ArchiveError::Unknown { .. }
+        | ArchiveError::Bad { .. }
+        | ArchiveError::NoName { .. }
+        | ArchiveError::Exists { .. } => UsageError(e.to_string()).into(),
+        e => e.into(),
+    }
+}
+
+/// The cached name `reference` stands for, or a usage error.
+fn cached(cache: &Cache, reference: &str) -> anyhow::Result<String> {
+    images::any_arch_name(cache, reference)?.ok_or_else(|| {
+        UsageError(format!(
+            "no image {reference} in the cache (see `hull cache ls`)"
+        ))
+        .into()
+    })
+}
+
+pub fn run(cmd: CacheCmd) -> anyhow::Result<i32> {
+    let root = Cache::default_root();
+    let cache = Cache::open(&root)?;
+    match cmd {
+        CacheCmd::Ls { json } => {
+            let list = cache.images()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!(
+                    "{:<50} {:<6} {:<19} {:>10}",
+                    "NAME", "ARCH", "DIGEST", "SIZE"
+                );
+                for r in list {
+                    println!(
+                        "{:<50} {:<6} {:<19} {:>8.1}MB",
+                        r.name,
+                        r.arch,
+                        images::short(&r.digest),
+                        r.size as f64 / 1e6
+                    );
+                }
+            }
+        }
+        CacheCmd::Rm { reference, arch: a } => {
+            let a = a.as_deref().map(arch).transpose()?;
+            let name = cached(&cache, &reference)?;
+            let n = cache.remove(&name, a)?;
+            if n == 0 {
+                return Err(UsageError(format!(
+                    "no image {reference} for {} in the cache",
+                    a.map(oci_arch).unwrap_or("any arch")
+                ))
+                .into());
+            }
+            println!(
+                "removed {name} ({n} arch{})",
+                if n == 1 { "" } else { "es" }
+            );
+        }
+        CacheCmd::Clean => {
+            let c = cache.clean()?;
+            println!("removed {} blobs ({:.1} MB)", c.blobs, c.bytes as f64 / 1e6);
+        }
+        CacheCmd::Verify => {
+            let problems = cache.verify()?;
+            let n = cache.images()?.len();
+            if problems.is_empty() {
+                println!("cache {} ok: {n} images verified", root.display());
+            } else {
+                for p in &problems {
+                    eprintln!("hull: {p}");
+                }
+                return Ok(1);
+            }
+        }
+        CacheCmd::Pull {
+            reference,
+            arch: a,
+            mirrors,
+        } => {
+            let a = arch(&a)?;
+            let images = Images::new(&PullArgs {
+                pull: true,
+                mirrors,
+            })?;
+            let p = images
+                .registry()
+                .pull(&cache, &reference, a)
+                .map_err(registry_err)?;
+            println!(
+                "{} ({}) {} {}",
+                p.name,
+                oci_arch(a),
+                p.digest,
+                if p.fetched > 0 {
+                    format!("pulled, {:.1} MB", p.fetched as f64 / 1e6)
+                } else {
+                    "up to date".into()
+                }
+            );
+        }
+        CacheCmd::Push {
+            reference,
+            to,
+            mirrors,
+        } => {
+            let name = cached(&cache, &reference)?;
+            let dest = to.unwrap_or_else(|| name.clone());
+            let images = Images::new(&PullArgs {
+                pull: false,
+                mirrors,
+            })?;
+            let d = images
+                .registry()
+                .push(&cache, &name, &dest)
+                .map_err(registry_err)?;
+            println!("pushed {name} to {dest} ({d})");
+        }
+        CacheCmd::Import { file, name } => {
+            let done = archive::import(&cache, &file, name.as_deref()).map_err(archive_err)?;
+            for i in done {
+                println!("{} ({}) {}", i.name, i.arch, i.digest);
+            }
+        }
+        CacheCmd::Export {
+            reference,
+            format,
+            output,
+            arch: a,
+        } => {
+            let a = arch(&a)?;
+            let format: ExportFormat = format.parse().map_err(UsageError)?;
+            let name = cached(&cache, &reference)?;
+            let skipped = archive::export(&cache, &name, a, format, &output)
+                .map_err(archive_err)
+                .with_context(|| format!("exporting {name}"))?;
+            if !skipped.is_empty() {
+                eprintln!(
+                    "hull: note: {} device nodes or FIFOs skipped (e.g. /{})",
+                    skipped.len(),
+                    skipped[0].display()
+                );
+            }
+            println!("wrote {}", output.display());
+        }
+    }
+    Ok(0)
+}
