@@ -66,9 +66,9 @@ pub enum TreeError {
     BadPath(PathBuf),
     #[error("{0:?} is in the way: it is not a directory")]
     NotADirectory(PathBuf),
-    #[error("reading tar entry: {0}")]
+    #[error("reading tar entry")]
     Tar(#[source] std::io::Error),
-    #[error("writing tar: {0}")]
+    #[error("writing tar")]
     Write(#[source] std::io::Error),
     #[error("hard link {link:?} points at {target:?}, which is not a regular file in the tree")]
     BadHardlink { link: PathBuf, target: PathBuf },

@@ -48,13 +48,15 @@ fn header() -> String {
 }
 
 #[test]
-fn missing_image_is_reported_with_position() {
+fn bad_image_reference_is_reported_with_position() {
+    // Offline: a reference that does not parse fails before any pull
+    // (tests/registry.rs checks an image a registry does not have).
     build_fails(
         &format!(
-            "{}services:\n  - name: s\n    image: nosuch/thing:1\n",
+            "{}services:\n  - name: s\n    image: \"no such/thing:1\"\n",
             header()
         ),
-        "nosuch/thing:1",
+        "\"no such/thing:1\" is not an image reference",
         7,
     );
 }

@@ -23,7 +23,7 @@ use crate::cache::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -41,7 +41,7 @@ pub enum ArchiveError {
     Exists { path: PathBuf },
     #[error(transparent)]
     Cache(#[from] CacheError),
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Tree {
         path: PathBuf,
         #[source]

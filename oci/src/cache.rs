@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -31,7 +31,7 @@ pub enum CacheError {
     Missing { digest: String },
     #[error("{digest} is not a sha256 digest")]
     BadDigest { digest: String },
-    #[error("{path}: not valid JSON: {source}")]
+    #[error("{path}: not valid JSON")]
     Json {
         path: PathBuf,
         #[source]
@@ -41,7 +41,7 @@ pub enum CacheError {
     NotFound { name: String, arch: String },
     #[error("image {name}: {message}")]
     BadImage { name: String, message: String },
-    #[error("layer {digest} of {name}: {source}")]
+    #[error("layer {digest} of {name}")]
     Layer {
         name: String,
         digest: String,
