@@ -376,6 +376,37 @@ fn registry_pulls_with_auth_by_tag_and_digest_pick_the_platform_and_build() {
     );
     assert!(env.ls().is_empty(), "nothing cached after a refused pull");
 
+    // A credsStore helper answers (a script standing in for
+    // docker-credential-pass and friends).
+    let bin = env.path("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-hulltest");
+    fs::write(
+        &helper,
+        format!("#!/bin/sh\nread host\n[ \"$host\" = {host} ] || exit 1\necho '{{\"Username\":\"{USER}\",\"Secret\":\"{PASS}\"}}'\n"),
+    )
+    .unwrap();
+    run(Command::new("chmod").arg("755").arg(&helper));
+    fs::create_dir_all(env.path("docker")).unwrap();
+    fs::write(
+        env.path("docker/config.json"),
+        r#"{"credsStore": "hulltest"}"#,
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = env
+        .hull_cmd(&["cache", "pull", &hello])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.ok(&["cache", "rm", &hello]);
+
+    // Credentials from `auths`, as docker login writes them.
     env.login(&reg);
     env.ok(&["cache", "pull", &hello]);
     let digest = run(Command::new("skopeo").args([
@@ -662,6 +693,32 @@ fn damaged_blobs_in_the_cache_and_from_the_registry_are_detected() {
         .unwrap()
         .to_string();
     let layer_hex = layer.strip_prefix("sha256:").unwrap().to_string();
+
+    // An interrupted download is resumed: half the layer is already there.
+    let source = l.join("blobs/sha256").join(&layer_hex);
+    let whole = fs::read(&source).expect("skopeo pushed umoci's blob unchanged");
+    let resumed = Env::new();
+    fs::create_dir_all(resumed.path("cache/tmp")).unwrap();
+    let half = whole.len() / 2;
+    fs::write(
+        resumed.path(&format!("cache/tmp/{layer_hex}.partial")),
+        &whole[..half],
+    )
+    .unwrap();
+    let out = resumed.ok(&["cache", "pull", &name]);
+    let config_size = manifest["config"]["size"].as_u64().unwrap() as usize;
+    assert!(
+        out.trim_end().ends_with(&format!(
+            ": fetched {} bytes",
+            whole.len() - half + config_size
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        fs::read(resumed.path("cache/blobs/sha256").join(&layer_hex)).unwrap(),
+        whole
+    );
+    resumed.ok(&["cache", "verify"]);
 
     // Damage the cached layer: verify and every use report it.
     let cached = env.path("cache/blobs/sha256").join(&layer_hex);

@@ -82,12 +82,10 @@ pub fn import(
         }
         let index = read_json(&path.join("index.json"))?;
         // Copy the blobs the index reaches, verifying each.
-        let mut stored = BTreeMap::new();
         for d in reachable_in_layout(path, &index)? {
             let file = path.join("blobs/sha256").join(digest_hex(&d)?);
             let f = fs::File::open(&file).map_err(io(&file))?;
             store(cache, f, &d, path)?;
-            stored.insert(d.clone(), ());
         }
         return tag_layout(cache, path, &index, name);
     }

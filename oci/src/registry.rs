@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt};
@@ -696,7 +696,59 @@ fn credentials(registry: &str) -> Result<RegistryAuth, RegistryError> {
             }
         }
     }
+    // docker_credential reads `auths` and `credHelpers`, not `credsStore`
+    // (the helper for every registry): ask that one here.
+    let store = std::fs::read(config.as_deref().unwrap_or(Path::new("")))
+        .ok()
+        .and_then(|d| serde_json::from_slice::<Value>(&d).ok())
+        .and_then(|v| v["credsStore"].as_str().map(String::from));
+    if let Some(store) = store.filter(|s| !s.is_empty()) {
+        return creds_store(&store, registry);
+    }
     Ok(RegistryAuth::Anonymous)
+}
+
+/// Runs `docker-credential-STORE get` with the registry on stdin, as docker does.
+fn creds_store(store: &str, registry: &str) -> Result<RegistryAuth, RegistryError> {
+    use std::process::{Command, Stdio};
+    let helper = format!("docker-credential-{store}");
+    let fail = |message: String| RegistryError::Credentials {
+        registry: registry.to_string(),
+        message,
+    };
+    let mut child = Command::new(&helper)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            fail(format!(
+                "cannot run {helper} (credsStore in config.json): {e}"
+            ))
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(registry.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| fail(format!("{helper}: {e}")))?;
+    if !out.status.success() {
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.contains("credentials not found") {
+            return Ok(RegistryAuth::Anonymous);
+        }
+        return Err(fail(format!(
+            "{helper} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| fail(format!("{helper} did not answer JSON: {e}")))?;
+    match (v["Username"].as_str(), v["Secret"].as_str()) {
+        (Some(u), Some(p)) if !u.is_empty() => Ok(RegistryAuth::Basic(u.into(), p.into())),
+        _ => Ok(RegistryAuth::Anonymous),
+    }
 }
 
 /// One clear error for what the client reported.

@@ -174,12 +174,12 @@ pub fn run(cmd: CacheCmd) -> anyhow::Result<i32> {
                 .pull(&cache, &reference, a)
                 .map_err(registry_err)?;
             println!(
-                "{} ({}) {} {}",
+                "{} ({}) {}: {}",
                 p.name,
                 oci_arch(a),
                 p.digest,
                 if p.fetched > 0 {
-                    format!("pulled, {:.1} MB", p.fetched as f64 / 1e6)
+                    format!("fetched {} bytes", p.fetched)
                 } else {
                     "up to date".into()
                 }
