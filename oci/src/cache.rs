@@ -167,10 +167,21 @@ impl Cache {
     }
 
     /// Serialises the download of one blob between processes, so two pulls
-    /// of the same image do not write one partial file at once.
-    pub fn blob_lock(&self, digest: &str) -> Result<Lock, CacheError> {
+    /// of the same image do not write one partial file at once. Never
+    /// blocks (`None`: another process holds it): a pull waits for it with an
+    /// async sleep, because blocking its only thread while it holds other
+    /// blob locks could deadlock against a pull taking them in another order.
+    pub fn try_blob_lock(&self, digest: &str) -> Result<Option<Lock>, CacheError> {
         let hex = digest_hex(digest)?;
-        self.lock(&format!("tmp/{hex}.lock"), FlockArg::LockExclusive)
+        match self.lock(&format!("tmp/{hex}.lock"), FlockArg::LockExclusiveNonblock) {
+            Ok(l) => Ok(Some(l)),
+            Err(CacheError::Io { source, .. })
+                if source.raw_os_error() == Some(nix::libc::EWOULDBLOCK) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub fn blob_path(&self, digest: &str) -> Result<PathBuf, CacheError> {

@@ -409,7 +409,12 @@ impl Registry {
     ) -> Result<u64, RegistryError> {
         let registry = target.registry().to_string();
         let digest = desc.digest.clone();
-        let _lock = cache.blob_lock(&digest)?;
+        let _lock = loop {
+            if let Some(l) = cache.try_blob_lock(&digest)? {
+                break l;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         if cache.has_blob(&digest) {
             return Ok(0); // another hull process fetched it meanwhile
         }
