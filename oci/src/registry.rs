@@ -360,21 +360,17 @@ impl Registry {
             });
         }
 
-        // The blobs: config first (to check the platform), then the layers.
-        let descriptors = descriptors(&value);
-        let mut seen = BTreeSet::new();
-        let wanted: Vec<OciDescriptor> = descriptors
-            .into_iter()
-            .filter(|d| seen.insert(d.digest.clone()) && !cache.has_blob(&d.digest))
-            .collect();
-        let fetched: u64 = futures_util::stream::iter(wanted.iter())
-            .map(|d| self.fetch_blob(cache, client, &route.target, d))
-            .buffer_unordered(4)
-            .try_fold(0u64, |acc, n| async move { Ok(acc + n) })
-            .await?;
-
-        let config_digest = value["config"]["digest"].as_str().unwrap_or("");
-        let config = cache.json_blob(config_digest)?;
+        // The config first: it says the platform, so a wrong one costs no
+        // layer downloads. Then the layers the cache lacks, four at a time.
+        let mut descriptors = descriptors(&value).into_iter();
+        let config_desc = descriptors.next().unwrap_or_default();
+        let mut fetched = 0;
+        if !cache.has_blob(&config_desc.digest) {
+            fetched += self
+                .fetch_blob(cache, client, &route.target, &config_desc)
+                .await?;
+        }
+        let config = cache.json_blob(&config_desc.digest)?;
         if !from_index {
             let actual = format!(
                 "{}/{}",
@@ -389,6 +385,15 @@ impl Registry {
                 });
             }
         }
+        let mut seen = BTreeSet::new();
+        let wanted: Vec<OciDescriptor> = descriptors
+            .filter(|d| seen.insert(d.digest.clone()) && !cache.has_blob(&d.digest))
+            .collect();
+        fetched += futures_util::stream::iter(wanted.iter())
+            .map(|d| self.fetch_blob(cache, client, &route.target, d))
+            .buffer_unordered(4)
+            .try_fold(0u64, |acc, n| async move { Ok(acc + n) })
+            .await?;
         cache.put_blob(&manifest_bytes)?;
         cache.tag(name, arch, &media_type, &digest, manifest_bytes.len())?;
         Ok(Pulled {
