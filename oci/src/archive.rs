@@ -664,3 +664,95 @@ fn write_docker<W: std::io::Write>(
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fstree::{Entry, Tree};
+
+    fn cache_with_image(dir: &Path) -> Cache {
+        let cache = Cache::open(dir).unwrap();
+        let mut t = Tree::new();
+        t.insert("etc/motd", Entry::file(b"hello\n".to_vec(), 0o644))
+            .unwrap();
+        t.insert("bin/sh", Entry::file(b"#!sh".to_vec(), 0o755))
+            .unwrap();
+        cache
+            .write_image("test/img:1", "aarch64", &t, &serde_json::Map::new(), 0)
+            .unwrap();
+        cache
+    }
+
+    /// Rewrites the tar at `path`, flipping one byte in the entries `pick` selects.
+    fn tamper(path: &Path, pick: impl Fn(&str) -> bool) {
+        let mut out = tar::Builder::new(Vec::new());
+        let mut a = tar::Archive::new(fs::File::open(path).unwrap());
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            let p = e.path().unwrap().to_string_lossy().into_owned();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            if pick(&p) && !data.is_empty() {
+                let n = data.len() / 2;
+                data[n] ^= 0x20;
+            }
+            let mut h = e.header().clone();
+            out.append_data(&mut h, &p, data.as_slice()).unwrap();
+        }
+        fs::write(path, out.into_inner().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn exports_import_back_and_tampered_archives_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = cache_with_image(&dir.path().join("a"));
+        let want = a.read_image("test/img:1", "aarch64").unwrap().rootfs;
+        for (format, file, layer) in [
+            (ExportFormat::Docker, "d.tar", "/layer.tar"),
+            (ExportFormat::Oci, "o.tar", "blobs/sha256/"),
+        ] {
+            let path = dir.path().join(file);
+            export(&a, "test/img:1", "aarch64", format, &path).unwrap();
+            let b = Cache::open(dir.path().join(format!("b-{file}"))).unwrap();
+            let got = import(&b, &path, None).unwrap();
+            assert_eq!(got.len(), 1);
+            assert_eq!(
+                (got[0].name.as_str(), got[0].arch.as_str()),
+                ("test/img:1", "arm64")
+            );
+            assert_eq!(b.read_image("test/img:1", "aarch64").unwrap().rootfs, want);
+
+            // One flipped byte in a layer: refused, and no name is given.
+            tamper(&path, |p| p.contains(layer));
+            let c = Cache::open(dir.path().join(format!("c-{file}"))).unwrap();
+            let err = import(&c, &path, None).unwrap_err();
+            assert!(
+                matches!(err, ArchiveError::Digest { .. }),
+                "{format:?}: {err:?}"
+            );
+            assert!(c.images().unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn filesystem_export_writes_the_root_and_refuses_an_existing_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = cache_with_image(&dir.path().join("a"));
+        let out = dir.path().join("root");
+        export(&a, "test/img:1", "arm64", ExportFormat::Filesystem, &out).unwrap();
+        assert_eq!(fs::read(out.join("etc/motd")).unwrap(), b"hello\n");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(out.join("bin/sh"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o755
+        );
+        assert!(matches!(
+            export(&a, "test/img:1", "arm64", ExportFormat::Filesystem, &out),
+            Err(ArchiveError::Exists { .. })
+        ));
+    }
+}
