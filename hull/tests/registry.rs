@@ -977,6 +977,22 @@ fn concurrent_builds_share_one_cache() {
     );
     let verify = env.ok(&["cache", "verify"]);
     assert!(verify.contains("ok: 7 images verified"), "{verify}");
+
+    // Push to a registry without auth, and read it back into a fresh cache.
+    let copy = format!("{}/test/copy:1", reg.host);
+    env.ok(&["cache", "push", &services[0].1, "--to", &copy]);
+    let fresh = Env::new();
+    fresh.ok(&["cache", "pull", &copy]);
+    fresh.ok(&[
+        "cache",
+        "export",
+        &copy,
+        "--format",
+        "filesystem",
+        "-o",
+        "root",
+    ]);
+    assert_eq!(fs::read_to_string(fresh.path("root/n")).unwrap(), "0");
 }
 
 /// Measurements, not a test: `cargo test -p hull --test registry -- --ignored --nocapture`
