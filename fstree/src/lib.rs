@@ -125,18 +125,32 @@ pub fn clean_path(path: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
+/// Extended attributes of one entry: name (`user.x`, `security.capability`)
+/// to value.
+pub type Xattrs = BTreeMap<String, Vec<u8>>;
+
+/// The state of one path before a change, for undoing a refused layer.
+#[derive(Debug, Clone)]
+enum Undo {
+    Entry(PathBuf, Option<Entry>),
+    Xattrs(PathBuf, Option<Xattrs>),
+}
+
 /// A sorted tree of entries. The root itself is implicit (mode 0755, root-owned).
 #[derive(Debug, Clone, Default)]
 pub struct Tree {
     entries: BTreeMap<PathBuf, Entry>,
+    /// Extended attributes, beside the entries (most have none; kept apart so
+    /// that `Entry` stays a plain value everyone constructs).
+    xattrs: BTreeMap<PathBuf, Xattrs>,
     /// While a layer is applied: the previous value of every path it touched,
     /// so that a rejected layer can be undone and leaves the tree as it was.
-    journal: Option<Vec<(PathBuf, Option<Entry>)>>,
+    journal: Option<Vec<Undo>>,
 }
 
 impl PartialEq for Tree {
     fn eq(&self, other: &Self) -> bool {
-        self.entries == other.entries
+        self.entries == other.entries && self.xattrs == other.xattrs
     }
 }
 impl Eq for Tree {}
@@ -148,18 +162,51 @@ impl Tree {
 
     /// Every change to `entries` goes through `put` and `take`, which feed the
     /// undo journal while a layer is being applied.
+    /// A replaced entry loses its extended attributes.
     fn put(&mut self, path: PathBuf, entry: Entry) {
         let old = self.entries.insert(path.clone(), entry);
+        let old_x = self.xattrs.remove(&path);
         if let Some(j) = &mut self.journal {
-            j.push((path, old));
+            if old_x.is_some() {
+                j.push(Undo::Xattrs(path.clone(), old_x));
+            }
+            j.push(Undo::Entry(path, old));
         }
     }
 
     fn take(&mut self, path: &Path) {
+        let old_x = self.xattrs.remove(path);
         if let Some(old) = self.entries.remove(path) {
             if let Some(j) = &mut self.journal {
-                j.push((path.to_path_buf(), Some(old)));
+                if old_x.is_some() {
+                    j.push(Undo::Xattrs(path.to_path_buf(), old_x));
+                }
+                j.push(Undo::Entry(path.to_path_buf(), Some(old)));
             }
+        }
+    }
+
+    /// The extended attributes of the entry at `path`, if it has any.
+    pub fn xattrs(&self, path: impl AsRef<Path>) -> Option<&Xattrs> {
+        clean_path(path.as_ref()).and_then(|p| self.xattrs.get(&p))
+    }
+
+    /// Sets the extended attributes of the entry at `path` (which must exist;
+    /// hard links share their target's). An empty map removes them.
+    pub fn set_xattrs(&mut self, path: impl AsRef<Path>, xattrs: Xattrs) {
+        let Some(p) = clean_path(path.as_ref()) else {
+            return;
+        };
+        if !self.entries.contains_key(&p) {
+            return;
+        }
+        let old = if xattrs.is_empty() {
+            self.xattrs.remove(&p)
+        } else {
+            self.xattrs.insert(p.clone(), xattrs)
+        };
+        if let Some(j) = &mut self.journal {
+            j.push(Undo::Xattrs(p, old));
         }
     }
 
@@ -222,13 +269,17 @@ impl Tree {
     /// parent directories with mode 0755). An existing entry is replaced, except
     /// that a directory placed over a directory only updates its metadata.
     pub fn insert(&mut self, path: impl AsRef<Path>, entry: Entry) -> Result<(), TreeError> {
-        let path = path.as_ref();
+        self.insert_resolved(path.as_ref(), entry).map(|_| ())
+    }
+
+    /// [`Tree::insert`], returning where the entry went (`None`: the root).
+    fn insert_resolved(&mut self, path: &Path, entry: Entry) -> Result<Option<PathBuf>, TreeError> {
         let p = self
             .resolve_parent(path)
             .ok_or_else(|| TreeError::BadPath(path.into()))?;
         if p.as_os_str().is_empty() {
             // The root itself: nothing to store.
-            return Ok(());
+            return Ok(None);
         }
         self.ensure_parents(&p)?;
         if matches!(entry.kind, Kind::Dir) {
@@ -243,8 +294,8 @@ impl Tree {
         {
             self.remove(&p);
         }
-        self.put(p, entry);
-        Ok(())
+        self.put(p.clone(), entry);
+        Ok(Some(p))
     }
 
     /// Creates a directory (and its parents) unless it exists.
@@ -340,7 +391,10 @@ impl Tree {
             if let Kind::Hardlink(t) = &entry.kind {
                 entry.kind = Kind::Hardlink(prefix.join(t));
             }
-            self.insert(prefix.join(path), entry)?;
+            let at = self.insert_resolved(&prefix.join(path), entry)?;
+            if let (Some(at), Some(x)) = (at, other.xattrs.get(path)) {
+                self.set_xattrs(at, x.clone());
+            }
         }
         Ok(())
     }
@@ -359,6 +413,9 @@ impl Tree {
             if let Ok(rel) = k.strip_prefix(&p) {
                 if !rel.as_os_str().is_empty() {
                     out.put(rel.to_path_buf(), v.clone());
+                    if let Some(x) = self.xattrs.get(k) {
+                        out.xattrs.insert(rel.to_path_buf(), x.clone());
+                    }
                 }
             }
         }
@@ -378,8 +435,8 @@ impl Tree {
     /// and sizes over `limits` are refused, and a refused layer leaves the
     /// tree exactly as it was. Device nodes and FIFOs are skipped (the guest's
     /// /dev is a devtmpfs); their paths are returned so the caller can say so.
-    /// Extended attributes are not kept: the initrd (newc cpio) has no place
-    /// for them.
+    /// Extended attributes (PAX `SCHILY.xattr.*` records) are kept on their
+    /// entries; the tar writer keeps them, the initrd (newc cpio) cannot.
     pub fn apply_tar_with<R: Read>(
         &mut self,
         reader: R,
@@ -389,13 +446,19 @@ impl Tree {
         let result = self.apply_tar_inner(reader, limits);
         let journal = std::mem::replace(&mut self.journal, outer);
         if result.is_err() {
-            for (path, old) in journal.unwrap_or_default().into_iter().rev() {
-                match old {
-                    Some(e) => {
+            for undo in journal.unwrap_or_default().into_iter().rev() {
+                match undo {
+                    Undo::Entry(path, Some(e)) => {
                         self.entries.insert(path, e);
                     }
-                    None => {
+                    Undo::Entry(path, None) => {
                         self.entries.remove(&path);
+                    }
+                    Undo::Xattrs(path, Some(x)) => {
+                        self.xattrs.insert(path, x);
+                    }
+                    Undo::Xattrs(path, None) => {
+                        self.xattrs.remove(&path);
                     }
                 }
             }
@@ -443,6 +506,16 @@ impl Tree {
                 let p = self.resolve_strict(&parent.join(victim))?;
                 self.remove(p);
                 continue;
+            }
+            let mut xattrs = Xattrs::new();
+            if let Some(pax) = entry.pax_extensions().map_err(TreeError::Tar)? {
+                for ext in pax {
+                    let ext = ext.map_err(TreeError::Tar)?;
+                    if let Some(name) = ext.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr."))
+                    {
+                        xattrs.insert(name.to_string(), ext.value_bytes().to_vec());
+                    }
+                }
             }
             let header = entry.header();
             let mode = header.mode().map_err(TreeError::Tar)? & 0o7777;
@@ -512,8 +585,9 @@ impl Tree {
                 }
                 _ => continue, // pax/gnu metadata entries are consumed by the tar crate
             };
+            let hardlink = matches!(kind, Kind::Hardlink(_));
             let target = self.resolve_strict(&path)?;
-            self.insert(
+            let at = self.insert_resolved(
                 &target,
                 Entry {
                     kind,
@@ -522,6 +596,9 @@ impl Tree {
                     gid,
                 },
             )?;
+            if let (Some(at), false, false) = (at, xattrs.is_empty(), hardlink) {
+                self.set_xattrs(at, xattrs);
+            }
         }
         Ok(skipped)
     }
@@ -568,6 +645,14 @@ impl Tree {
         let mut b = tar::Builder::new(writer);
         b.mode(tar::HeaderMode::Deterministic);
         for (path, e) in &self.entries {
+            if let Some(x) = self.xattrs.get(path) {
+                let records: Vec<(String, &[u8])> = x
+                    .iter()
+                    .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.as_slice()))
+                    .collect();
+                b.append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))
+                    .map_err(TreeError::Write)?;
+            }
             let mut h = tar::Header::new_gnu();
             h.set_mtime(mtime);
             h.set_uid(e.uid as u64);
@@ -854,5 +939,51 @@ mod tests {
             t.contains("etc") && !t.contains("etc/passwd"),
             "opaque dir cleared"
         );
+    }
+
+    #[test]
+    fn xattrs_survive_layers_and_tar_and_are_undone_with_a_refused_layer() {
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([("SCHILY.xattr.security.capability", &b"\x01\x02"[..])])
+            .unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(4);
+        h.set_mode(0o755);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, "bin/ping", &b"ping"[..]).unwrap();
+        let layer = b.into_inner().unwrap();
+
+        let mut t = Tree::new();
+        t.apply_tar(layer.as_slice()).unwrap();
+        let want: Xattrs = [("security.capability".to_string(), vec![1u8, 2])].into();
+        assert_eq!(t.xattrs("bin/ping"), Some(&want));
+
+        // Through the tar writer and back, and through merge and subtree.
+        let mut back = Tree::new();
+        back.apply_tar(t.write_tar(Vec::new(), 0).unwrap().as_slice())
+            .unwrap();
+        assert_eq!(back, t);
+        let mut merged = Tree::new();
+        merged.merge(&t, "c/rootfs").unwrap();
+        assert_eq!(merged.xattrs("c/rootfs/bin/ping"), Some(&want));
+        assert_eq!(merged.subtree("c/rootfs"), t);
+
+        // A layer that replaces the file, then is refused: the old file and
+        // its xattrs are back.
+        let mut bad = tar::Builder::new(Vec::new());
+        raw_entry(&mut bad, tar::EntryType::Regular, "bin/ping", "", b"evil");
+        raw_entry(&mut bad, tar::EntryType::Regular, "../x", "", b"");
+        let bad = bad.into_inner().unwrap();
+        let before = t.clone();
+        assert!(t.apply_tar(bad.as_slice()).is_err());
+        assert_eq!(t, before);
+        assert_eq!(t.xattrs("bin/ping"), Some(&want));
+        // Replaced for good: the new file has none.
+        t.insert("bin/ping", Entry::file(b"new".to_vec(), 0o755))
+            .unwrap();
+        assert_eq!(t.xattrs("bin/ping"), None);
     }
 }

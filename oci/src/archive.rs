@@ -435,6 +435,15 @@ impl std::str::FromStr for ExportFormat {
     }
 }
 
+/// What an export left out.
+#[derive(Debug, Default)]
+pub struct Exported {
+    /// Device nodes and FIFOs of the image (`filesystem` only).
+    pub skipped: Vec<PathBuf>,
+    /// Extended attributes the target filesystem refused (`filesystem` only).
+    pub xattrs_refused: usize,
+}
+
 /// Writes the image `name` for `arch` to `out`. Files are written under a
 /// temp name and renamed, a directory is filled beside `out` and renamed:
 /// a failed export leaves nothing at `out`.
@@ -444,7 +453,7 @@ pub fn export(
     arch: &str,
     format: ExportFormat,
     out: &Path,
-) -> Result<Vec<PathBuf>, ArchiveError> {
+) -> Result<Exported, ArchiveError> {
     if out.exists() {
         return Err(ArchiveError::Exists { path: out.into() });
     }
@@ -466,7 +475,7 @@ pub fn export(
                 .prefix(".hull-export")
                 .tempdir_in(&parent)
                 .map_err(io(&parent))?;
-            crate::unpack::write_tree(&img.rootfs, tmp.path()).map_err(|source| {
+            let refused = crate::unpack::write_tree(&img.rootfs, tmp.path()).map_err(|source| {
                 ArchiveError::Tree {
                     path: out.into(),
                     source,
@@ -480,7 +489,10 @@ pub fn export(
             .map_err(io(out))?;
             let kept = tmp.keep();
             fs::rename(&kept, out).map_err(io(out))?;
-            Ok(img.skipped)
+            Ok(Exported {
+                skipped: img.skipped,
+                xattrs_refused: refused,
+            })
         }
         ExportFormat::Oci | ExportFormat::Docker => {
             let mut tmp = tempfile::NamedTempFile::new_in(&parent).map_err(io(&parent))?;
@@ -504,7 +516,7 @@ pub fn export(
                 path: out.into(),
                 source: e.error,
             })?;
-            Ok(Vec::new())
+            Ok(Exported::default())
         }
     }
 }

@@ -20,10 +20,13 @@ fn err(path: &Path, e: std::io::Error) -> TreeError {
 }
 
 /// Writes every entry of `tree` below `dir` (which must exist). Modes are
-/// kept; ownership too when running as root. Directory modes are applied
-/// last, so that a read-only directory can still be filled.
-pub fn write_tree(tree: &Tree, dir: &Path) -> Result<(), TreeError> {
+/// kept; ownership too when running as root; extended attributes where the
+/// filesystem (and our privileges) allow: returns how many it refused.
+/// Directory modes are applied last, so that a read-only directory can still
+/// be filled.
+pub fn write_tree(tree: &Tree, dir: &Path) -> Result<usize, TreeError> {
     let root = nix::unistd::geteuid().is_root();
+    let mut refused = 0;
     let mut dirs = Vec::new();
     for (path, entry) in tree.iter() {
         if path
@@ -65,6 +68,23 @@ pub fn write_tree(tree: &Tree, dir: &Path) -> Result<(), TreeError> {
                 fs::hard_link(dir.join(t), &target).map_err(|e| err(&target, e))?;
             }
         }
+        if let (Some(x), false) = (tree.xattrs(path), matches!(entry.kind, Kind::Hardlink(_))) {
+            for (name, value) in x {
+                // xattr::set does not follow a symlink (lsetxattr).
+                match xattr::set(&target, name, value) {
+                    Ok(()) => {}
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(nix::libc::ENOTSUP | nix::libc::EPERM | nix::libc::EACCES)
+                        ) =>
+                    {
+                        refused += 1
+                    }
+                    Err(e) => return Err(err(&target, e)),
+                }
+            }
+        }
         if root {
             nix::unistd::fchownat(
                 None,
@@ -79,7 +99,7 @@ pub fn write_tree(tree: &Tree, dir: &Path) -> Result<(), TreeError> {
     for (d, mode) in dirs.into_iter().rev() {
         fs::set_permissions(&d, fs::Permissions::from_mode(mode)).map_err(|e| err(&d, e))?;
     }
-    Ok(())
+    Ok(refused)
 }
 
 /// Every existing ancestor of `path` under `dir` must be a real directory.
@@ -115,6 +135,10 @@ mod tests {
         t.insert("ro", Entry::dir(0o555)).unwrap();
         t.insert("ro/f", Entry::file(b"x".to_vec(), 0o644)).unwrap();
         t.insert("link", Entry::symlink("/etc/motd")).unwrap();
+        t.set_xattrs(
+            "etc/motd",
+            [("user.hull".to_string(), b"yes".to_vec())].into(),
+        );
         t.insert(
             "hard",
             Entry {
@@ -126,6 +150,13 @@ mod tests {
         write_tree(&t, dir.path()).unwrap();
         let p = dir.path();
         assert_eq!(fs::read(p.join("etc/motd")).unwrap(), b"hi\n");
+        // user.* xattrs need a filesystem that has them (ext4, tmpfs, xfs do).
+        if xattr::SUPPORTED_PLATFORM {
+            assert_eq!(
+                xattr::get(p.join("etc/motd"), "user.hull").unwrap(),
+                Some(b"yes".to_vec())
+            );
+        }
         assert_eq!(
             fs::metadata(p.join("etc/motd"))
                 .unwrap()

@@ -217,14 +217,20 @@ pub fn run(cmd: CacheCmd) -> anyhow::Result<i32> {
             let a = arch(&a)?;
             let format: ExportFormat = format.parse().map_err(UsageError)?;
             let name = cached(&cache, &reference)?;
-            let skipped = archive::export(&cache, &name, a, format, &output)
+            let done = archive::export(&cache, &name, a, format, &output)
                 .map_err(archive_err)
                 .with_context(|| format!("exporting {name}"))?;
-            if !skipped.is_empty() {
+            if let Some(first) = done.skipped.first() {
                 eprintln!(
                     "hull: note: {} device nodes or FIFOs skipped (e.g. /{})",
-                    skipped.len(),
-                    skipped[0].display()
+                    done.skipped.len(),
+                    first.display()
+                );
+            }
+            if done.xattrs_refused > 0 {
+                eprintln!(
+                    "hull: note: {} extended attributes not set: the filesystem or our privileges do not allow them",
+                    done.xattrs_refused
                 );
             }
             println!("wrote {}", output.display());
