@@ -50,13 +50,14 @@ fn header() -> String {
 #[test]
 fn bad_image_reference_is_reported_with_position() {
     // Offline: a reference that does not parse fails before any pull
-    // (tests/registry.rs checks an image a registry does not have).
+    // (tests/registry.rs checks an image a registry does not have, and one
+    // it cannot reach).
     build_fails(
         &format!(
             "{}services:\n  - name: s\n    image: \"no such/thing:1\"\n",
             header()
         ),
-        "\"no such/thing:1\" is not an image reference",
+        "image reference \"no such/thing:1\"",
         7,
     );
 }

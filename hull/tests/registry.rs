@@ -492,9 +492,13 @@ fn registry_pulls_with_auth_by_tag_and_digest_pick_the_platform_and_build() {
     .unwrap();
     let (code, _, err) = env.hull(&["build", "-f", "tar", "--dir", "nothing", "missing.yml"]);
     assert_eq!(code, 2, "{err}");
-    assert_eq!(
-        one_line(&err),
-        format!("hull: missing.yml:7:12: registry {host} has no image {host}/test/nosuch:1")
+    let line = one_line(&err);
+    assert!(line.starts_with("hull: missing.yml:7:"), "{err}");
+    assert!(
+        line.ends_with(&format!(
+            ": registry {host} has no image {host}/test/nosuch:1"
+        )),
+        "{err}"
     );
     assert!(!env.path("nothing").exists());
 
