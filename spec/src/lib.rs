@@ -6,6 +6,8 @@
 //! actions hull performs before the container starts and how it is supervised.
 //! The guest never parses YAML; the host never links the container runtime.
 
+pub mod control;
+
 use serde::{Deserialize, Serialize};
 
 /// Where the image description lives in the guest's root.
