@@ -63,6 +63,12 @@ pub enum RuntimeError {
         #[source]
         source: Box<libcontainer::error::LibcontainerError>,
     },
+    #[error("starting a process in container {id}: {source}")]
+    Exec {
+        id: String,
+        #[source]
+        source: Box<libcontainer::error::LibcontainerError>,
+    },
     #[error("container {id} has no pid after create")]
     NoPid { id: String },
     #[error("deleting container {id}: {source}")]
@@ -150,21 +156,131 @@ fn runtime_mount(m: &RuntimeMount) -> Result<(), RuntimeError> {
 ///
 /// hull-init blocks the signals it reads through a signalfd; a blocked mask
 /// survives fork and exec, so without this the service would never see the
-/// SIGTERM that asks it to stop.
+/// SIGTERM that asks it to stop. For `exec -t` the pseudo-terminal on stdin
+/// also becomes the controlling terminal (libcontainer has already called
+/// `setsid`), so that job control and Ctrl-C work in a shell.
 #[derive(Clone)]
-struct HullExecutor;
+struct HullExecutor {
+    controlling_tty: bool,
+}
 
 impl Executor for HullExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         // Errors here cannot be reported better than by the exec failing later.
         let _ =
             nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+        if self.controlling_tty {
+            // SAFETY: TIOCSCTTY takes an int argument and only changes the
+            // calling process's session; fd 0 is ours (a pty slave or not a
+            // tty, in which case the call fails harmlessly).
+            unsafe { nix::libc::ioctl(0, nix::libc::TIOCSCTTY as _, 0) };
+        }
         libcontainer::workload::default::get_executor().exec(spec)
     }
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
         libcontainer::workload::default::get_executor().validate(spec)
     }
+}
+
+/// A container's standard streams.
+pub struct Stdio {
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+/// What the guest adds to a bundle's `config.json` at start time (the
+/// bundle itself is on the read-only root): environment variables and bind
+/// mounts, e.g. a service's notify socket.
+#[derive(Debug, Clone, Default)]
+pub struct Additions {
+    pub env: Vec<String>,
+    /// (source in the guest, destination in the container): a read-write bind.
+    pub binds: Vec<(String, String)>,
+}
+
+impl Additions {
+    fn is_empty(&self) -> bool {
+        self.env.is_empty() && self.binds.is_empty()
+    }
+}
+
+/// Writes `config.json` with `add` applied into `dir` (with an absolute
+/// rootfs path, so the original rootfs is used) and returns `dir`.
+fn amended_bundle(bundle: &Path, dir: &Path, add: &Additions) -> Result<PathBuf, RuntimeError> {
+    let src = bundle.join("config.json");
+    let data = fs::read(&src).map_err(|source| RuntimeError::ReadBundle {
+        path: src.clone(),
+        source,
+    })?;
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&data).map_err(|source| RuntimeError::ParseRuntimeJson {
+            path: src.clone(),
+            source,
+        })?;
+    let root = spec["root"]["path"]
+        .as_str()
+        .unwrap_or("rootfs")
+        .to_string();
+    spec["root"]["path"] = serde_json::Value::String(bundle.join(root).display().to_string());
+    if let Some(env) = spec["process"]["env"].as_array_mut() {
+        for e in &add.env {
+            let key = e.split('=').next().unwrap_or("");
+            env.retain(|x| x.as_str().and_then(|x| x.split('=').next()) != Some(key));
+            env.push(serde_json::Value::String(e.clone()));
+        }
+    }
+    if let Some(mounts) = spec["mounts"].as_array_mut() {
+        for (source, destination) in &add.binds {
+            mounts.push(serde_json::json!({
+                "destination": destination, "type": "bind", "source": source,
+                "options": ["rw", "rbind"],
+            }));
+        }
+    }
+    fs::create_dir_all(dir).map_err(|source| RuntimeError::Mkdir {
+        path: dir.into(),
+        source,
+    })?;
+    let out = dir.join("config.json");
+    fs::write(&out, spec.to_string()).map_err(|source| RuntimeError::Mkdir {
+        path: out.clone(),
+        source,
+    })?;
+    Ok(dir.to_path_buf())
+}
+
+/// Kills every process of a cgroup (`cgroup.kill`, Linux 5.14+), so that
+/// nothing a service forked survives its stop. `path` is relative to
+/// /sys/fs/cgroup (the spec's `cgroupsPath`).
+pub fn kill_cgroup(path: &str) -> bool {
+    let file = Path::new("/sys/fs/cgroup")
+        .join(path.trim_start_matches('/'))
+        .join("cgroup.kill");
+    fs::write(file, b"1").is_ok()
+}
+
+/// The pids in a cgroup (relative to /sys/fs/cgroup), recursively.
+pub fn cgroup_pids(path: &str) -> Vec<i32> {
+    fn walk(dir: &Path, out: &mut Vec<i32>) {
+        if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
+            out.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+        }
+        if let Ok(entries) = fs::read_dir(dir) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    walk(&e.path(), out);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(
+        &Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/')),
+        &mut out,
+    );
+    out
 }
 
 /// Where libcontainer keeps container state (must be writable: a tmpfs).
@@ -189,14 +305,15 @@ impl Runtime {
         Ok(Runtime { state_root })
     }
 
-    /// Creates and starts the container of `bundle` with the given stdio.
-    /// A stale state directory of the same id (a previous run) is removed first.
+    /// Creates and starts the container of `bundle` with the given stdio and
+    /// additions. A stale state directory of the same id (a previous run) is
+    /// removed first.
     pub fn start(
         &self,
         id: &str,
         bundle: &Path,
-        stdout: OwnedFd,
-        stderr: OwnedFd,
+        stdio: Stdio,
+        add: &Additions,
     ) -> Result<Running, RuntimeError> {
         let stale = self.state_root.join(id);
         if stale.exists() {
@@ -209,17 +326,21 @@ impl Runtime {
             id: id.to_string(),
             source: Box::new(source),
         };
-        let stdin = fs::File::open("/dev/null").map_err(|source| RuntimeError::ReadBundle {
-            path: "/dev/null".into(),
-            source,
-        })?;
+        let bundle = if add.is_empty() {
+            bundle.to_path_buf()
+        } else {
+            let dir = self.state_root.with_file_name("bundles").join(id);
+            amended_bundle(bundle, &dir, add)?
+        };
         let mut container = ContainerBuilder::new(id.to_string(), SyscallType::default())
             .with_root_path(&self.state_root)
             .map_err(create)?
-            .with_executor(HullExecutor)
-            .with_stdin(OwnedFd::from(stdin))
-            .with_stdout(stdout)
-            .with_stderr(stderr)
+            .with_executor(HullExecutor {
+                controlling_tty: false,
+            })
+            .with_stdin(stdio.stdin)
+            .with_stdout(stdio.stdout)
+            .with_stderr(stdio.stderr)
             .as_init(bundle)
             .with_systemd(false)
             .with_detach(true)
@@ -237,6 +358,37 @@ impl Runtime {
             pid,
             container,
         })
+    }
+
+    /// Starts `args` inside the running container `id` (its namespaces and
+    /// cgroup, its spec's user and environment). The process is a child of
+    /// the caller, reaped by the caller's reaper. With `tty`, stdin is a pty
+    /// slave that becomes the controlling terminal.
+    pub fn exec(
+        &self,
+        id: &str,
+        args: Vec<String>,
+        stdio: Stdio,
+        tty: bool,
+    ) -> Result<Pid, RuntimeError> {
+        let err = |source| RuntimeError::Exec {
+            id: id.to_string(),
+            source: Box::new(source),
+        };
+        ContainerBuilder::new(id.to_string(), SyscallType::default())
+            .with_root_path(&self.state_root)
+            .map_err(err)?
+            .with_executor(HullExecutor {
+                controlling_tty: tty,
+            })
+            .with_stdin(stdio.stdin)
+            .with_stdout(stdio.stdout)
+            .with_stderr(stdio.stderr)
+            .as_tenant()
+            .with_container_args(args)
+            .with_detach(true)
+            .build()
+            .map_err(err)
     }
 }
 
