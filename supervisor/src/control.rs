@@ -1,0 +1,289 @@
+//! The transport of the control API: the Unix socket `/run/hull/control.sock`
+//! (root only) and the virtio-serial port `org.hull.control`, both served
+//! non-blocking from PID 1's poll loop (no threads: PID 1 forks containers).
+//! What the requests mean is decided in `lib.rs`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+
+use spec::control::{Request, Response, MAX_REQUEST, VIRTIO_PORT_NAME};
+
+/// A client that reads slower than we write (a stalled `logs -f`) is dropped
+/// past this much pending output, so it cannot make PID 1 grow.
+const MAX_PENDING: usize = 4 * 1024 * 1024;
+
+pub enum Io {
+    Socket(UnixStream),
+    /// The virtio-serial port: one long-lived "connection" whose host side
+    /// comes and goes.
+    Port(File),
+}
+
+impl Io {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Io::Socket(s) => s.read(buf),
+            Io::Port(f) => f.read(buf),
+        }
+    }
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Io::Socket(s) => s.write(buf),
+            Io::Port(f) => f.write(buf),
+        }
+    }
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Io::Socket(s) => s.as_fd(),
+            Io::Port(f) => f.as_fd(),
+        }
+    }
+}
+
+/// A stream a client asked to follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Follow {
+    Logs { id: u64, name: String },
+    Events { id: u64 },
+}
+
+pub struct Conn {
+    pub token: u64,
+    pub io: Io,
+    inbuf: Vec<u8>,
+    outbuf: Vec<u8>,
+    pub follows: Vec<Follow>,
+    pub closed: bool,
+    /// For the port: the host side is not connected (reads give EOF and
+    /// poll gives POLLHUP until it is), so it is polled only now and then.
+    pub idle: bool,
+}
+
+/// What a connection gave us when it became readable.
+pub enum Incoming {
+    Request(Request),
+    /// A line that is not a valid request: answered with an error, and
+    /// nothing else happens.
+    Malformed {
+        id: u64,
+        message: String,
+    },
+}
+
+impl Conn {
+    pub fn new(token: u64, io: Io) -> Self {
+        Conn {
+            token,
+            io,
+            inbuf: Vec::new(),
+            outbuf: Vec::new(),
+            follows: Vec::new(),
+            closed: false,
+            idle: false,
+        }
+    }
+
+    pub fn is_port(&self) -> bool {
+        matches!(self.io, Io::Port(_))
+    }
+
+    pub fn wants_write(&self) -> bool {
+        !self.outbuf.is_empty()
+    }
+
+    /// The host side of the port went away: forget its session.
+    pub fn host_gone(&mut self) {
+        self.inbuf.clear();
+        self.outbuf.clear();
+        self.follows.clear();
+        self.idle = true;
+    }
+
+    /// Reads what is there and returns the complete request lines.
+    pub fn read_requests(&mut self) -> Vec<Incoming> {
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.io.read(&mut buf) {
+                Ok(0) => {
+                    if self.is_port() {
+                        self.host_gone();
+                    } else {
+                        self.closed = true;
+                    }
+                    break;
+                }
+                Ok(n) => self.inbuf.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    if self.is_port() {
+                        self.host_gone();
+                    } else {
+                        self.closed = true;
+                    }
+                    break;
+                }
+            }
+        }
+        let mut out = Vec::new();
+        while let Some(pos) = self.inbuf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.inbuf.drain(..=pos).collect();
+            let line = &line[..line.len() - 1];
+            if line.iter().all(|b| b.is_ascii_whitespace()) {
+                continue;
+            }
+            out.push(parse(line));
+        }
+        if self.inbuf.len() > MAX_REQUEST {
+            self.inbuf.clear();
+            out.push(Incoming::Malformed {
+                id: 0,
+                message: format!("request longer than {MAX_REQUEST} bytes"),
+            });
+        }
+        out
+    }
+
+    pub fn send(&mut self, response: &Response) {
+        if self.closed {
+            return;
+        }
+        if let Ok(mut line) = serde_json::to_vec(response) {
+            line.push(b'\n');
+            self.outbuf.extend_from_slice(&line);
+        }
+        self.flush();
+        if self.outbuf.len() > MAX_PENDING {
+            if self.is_port() {
+                self.host_gone();
+            } else {
+                self.closed = true;
+            }
+        }
+    }
+
+    pub fn flush(&mut self) {
+        while !self.outbuf.is_empty() {
+            match self.io.write(&self.outbuf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.outbuf.drain(..n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    if self.is_port() {
+                        self.host_gone();
+                    } else {
+                        self.closed = true;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn parse(line: &[u8]) -> Incoming {
+    match serde_json::from_slice::<Request>(line) {
+        Ok(r) => Incoming::Request(r),
+        Err(e) => {
+            // Answer with the client's id when the line has one, so that a
+            // client matching ids still sees the error.
+            let id = serde_json::from_slice::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v["id"].as_u64())
+                .unwrap_or(0);
+            Incoming::Malformed {
+                id,
+                message: format!("malformed request: {e}"),
+            }
+        }
+    }
+}
+
+/// Binds the control socket, reachable by root only.
+pub fn listen(path: &str) -> std::io::Result<UnixListener> {
+    let _ = fs::remove_file(path);
+    let l = UnixListener::bind(path)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+/// Accepts every pending client.
+pub fn accept_all(l: &UnixListener, next_token: &mut u64, conns: &mut Vec<Conn>) {
+    while let Ok((s, _)) = l.accept() {
+        if s.set_nonblocking(true).is_err() {
+            continue;
+        }
+        *next_token += 1;
+        conns.push(Conn::new(*next_token, Io::Socket(s)));
+    }
+}
+
+/// Opens the virtio-serial port named [`VIRTIO_PORT_NAME`], found through
+/// /sys/class/virtio-ports/*/name (there is no udev to make a by-name link).
+/// The port raises SIGIO when the host side connects or goes away.
+pub fn open_port() -> Option<File> {
+    for e in fs::read_dir("/sys/class/virtio-ports").ok()?.flatten() {
+        let name = fs::read_to_string(e.path().join("name")).unwrap_or_default();
+        if name.trim() != VIRTIO_PORT_NAME {
+            continue;
+        }
+        let dev = format!("/dev/{}", e.file_name().to_string_lossy());
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+            .open(&dev)
+            .ok()?;
+        let fd = f.as_raw_fd();
+        // SAFETY: F_SETOWN and F_SETFL on a file descriptor we own; the
+        // arguments are plain integers.
+        unsafe {
+            nix::libc::fcntl(fd, nix::libc::F_SETOWN, nix::libc::getpid());
+            let flags = nix::libc::fcntl(fd, nix::libc::F_GETFL);
+            nix::libc::fcntl(fd, nix::libc::F_SETFL, flags | nix::libc::O_ASYNC);
+        }
+        return Some(f);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spec::control::{Op, Reply};
+
+    #[test]
+    fn requests_are_read_by_line_and_garbage_gets_an_error() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let mut c = Conn::new(1, Io::Socket(a));
+        b.write_all(b"{\"version\":1,\"id\":4,\"op\":\"ps\"}\n{\"id\":9,\"op\":\"nope\"}\nhalf")
+            .unwrap();
+        let got = c.read_requests();
+        assert_eq!(got.len(), 2);
+        assert!(matches!(&got[0], Incoming::Request(r) if r.id == 4 && r.op == Op::Ps));
+        assert!(matches!(&got[1], Incoming::Malformed { id: 9, .. }));
+        c.send(&Response {
+            id: 4,
+            reply: Reply::End {
+                message: "ok".into(),
+            },
+        });
+        let mut buf = [0u8; 128];
+        let n = b.read(&mut buf).unwrap();
+        assert_eq!(
+            &buf[..n],
+            b"{\"id\":4,\"kind\":\"end\",\"message\":\"ok\"}\n"
+        );
+        drop(b);
+        c.read_requests();
+        assert!(c.closed);
+    }
+}
