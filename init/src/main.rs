@@ -13,6 +13,7 @@
 //! way is printed on the console and then handled by `hull.panic=` (poweroff
 //! by default, or reboot), and a Rust panic is caught and handled the same way.
 
+mod hullctl;
 mod modules;
 mod mounts;
 mod move_root;
@@ -27,7 +28,7 @@ use supervisor::{error_chain, Options, ShutdownKind, Supervisor};
 const STAGE2_ARG: &str = "--stage2";
 
 pub(crate) fn say(msg: std::fmt::Arguments) {
-    let _ = writeln!(std::io::stdout().lock(), "hull: {msg}");
+    supervisor::console_say(&msg.to_string());
 }
 
 #[macro_export]
@@ -62,6 +63,12 @@ impl Cmdline {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    // The same binary is the control client when called by that exact name
+    // (the image has /usr/bin/hullctl -> /sbin/hull-init).
+    let argv0 = args.first().map(String::as_str).unwrap_or("");
+    if std::path::Path::new(argv0).file_name() == Some(std::ffi::OsStr::new("hullctl")) {
+        std::process::exit(hullctl::main());
+    }
     if nix::unistd::getpid().as_raw() != 1 {
         let _ = writeln!(
             std::io::stderr(),
@@ -70,8 +77,16 @@ fn main() {
         std::process::exit(2);
     }
     let stage2 = args.get(1).is_some_and(|a| a == STAGE2_ARG);
-    let outcome =
-        std::panic::catch_unwind(move || if stage2 { stage2_main() } else { stage1_main() });
+    // Stage 1 hands its timings to stage 2 as arguments (nothing is mounted
+    // that both could share).
+    let times: Vec<f64> = args.iter().skip(2).filter_map(|a| a.parse().ok()).collect();
+    let outcome = std::panic::catch_unwind(move || {
+        if stage2 {
+            stage2_main(&times)
+        } else {
+            stage1_main()
+        }
+    });
     let kind = match outcome {
         Ok(Ok(kind)) => kind,
         Ok(Err(msg)) => {
@@ -88,17 +103,40 @@ fn main() {
 
 fn stage1_main() -> Result<ShutdownKind, String> {
     mounts::early().map_err(|e| format!("early mounts: {e}"))?;
-    say!("stage 1 at {:.3}s since kernel start", supervisor::uptime());
+    let t_stage1 = supervisor::uptime();
+    say!("stage 1 at {t_stage1:.3}s since kernel start");
     modules::load_all();
+    let t_modules = supervisor::uptime();
     move_root::into_tmpfs().map_err(|e| format!("making the root filesystem: {e}"))?;
+    let t_root = supervisor::uptime();
+    let times = [t_stage1, t_modules, t_root].map(|t| format!("{t:.6}"));
     // exec only returns on failure.
     Err(format!(
         "re-executing in the new root: {}",
-        sys::exec_self_stage2(STAGE2_ARG)
+        sys::exec_self_stage2(STAGE2_ARG, &times)
     ))
 }
 
-fn stage2_main() -> Result<ShutdownKind, String> {
+/// The phases before the supervisor, for `hullctl boot-time`.
+fn early_phases(times: &[f64], t_stage2: f64, t_ready: f64) -> Vec<spec::control::BootPhase> {
+    let phase = |name: &str, start: f64, end: f64| spec::control::BootPhase {
+        name: name.into(),
+        start,
+        duration: end - start,
+    };
+    match times {
+        [t1, t_mod, t_root, ..] => vec![
+            phase("kernel", 0.0, *t1),
+            phase("stage 1: load kernel modules", *t1, *t_mod),
+            phase("stage 1: read-only root", *t_mod, *t_root),
+            phase("stage 2: mounts, hostname, network", t_stage2, t_ready),
+        ],
+        _ => vec![phase("kernel and stage 1", 0.0, t_stage2)],
+    }
+}
+
+fn stage2_main(times: &[f64]) -> Result<ShutdownKind, String> {
+    let t_stage2 = supervisor::uptime();
     mounts::scratch().map_err(|e| format!("mounting /run, /tmp, /var: {e}"))?;
     let cmdline = Cmdline::read();
     let image: ImageJson = std::fs::read(spec::IMAGE_JSON_PATH)
@@ -122,6 +160,7 @@ fn stage2_main() -> Result<ShutdownKind, String> {
     let sup = Supervisor::new(Options {
         console_log: cmdline.console_log,
         state_root: "/run/hull/containers".into(),
+        boot_phases: early_phases(times, t_stage2, supervisor::uptime()),
     })
     .map_err(|e| error_chain(&e))?;
     Ok(sup.run(&image))
@@ -133,12 +172,10 @@ fn finish(kind: ShutdownKind) -> ! {
     nix::unistd::sync();
     mounts::unmount_writable();
     nix::unistd::sync();
-    let _ = writeln!(
-        std::io::stdout().lock(),
+    supervisor::console_say(&format!(
         "{} ({kind:?})",
-        spec::SHUTDOWN_MARKER
-    );
-    let _ = std::io::stdout().flush();
+        spec::SHUTDOWN_MARKER.trim_start_matches("hull: ")
+    ));
     let how = match kind {
         ShutdownKind::Poweroff => nix::sys::reboot::RebootMode::RB_POWER_OFF,
         ShutdownKind::Reboot => nix::sys::reboot::RebootMode::RB_AUTOBOOT,

@@ -27,9 +27,14 @@ pub fn attach_console() {
 
 /// Replaces this process (still PID 1) with `/sbin/hull-init ARG` in the new root.
 /// Returns only on failure.
-pub fn exec_self_stage2(arg: &str) -> String {
+pub fn exec_self_stage2(arg: &str, extra: &[String]) -> String {
     let path = CString::new("/sbin/hull-init").unwrap_or_default();
-    let argv = [path.clone(), CString::new(arg).unwrap_or_default()];
+    let mut argv = vec![path.clone(), CString::new(arg).unwrap_or_default()];
+    argv.extend(
+        extra
+            .iter()
+            .map(|a| CString::new(a.as_str()).unwrap_or_default()),
+    );
     match nix::unistd::execv(&path, &argv) {
         Ok(never) => match never {},
         Err(e) => e.to_string(),
