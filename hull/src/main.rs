@@ -47,6 +47,8 @@ enum Cmd {
     /// The image cache: list, pull, push, import, export, verify, clean.
     #[command(subcommand)]
     Cache(cmd::cache::CacheCmd),
+    /// Inspect and control a running VM's services (hullctl from the host).
+    Ctl(cmd::ctl::CtlArgs),
 }
 
 #[derive(Subcommand)]
@@ -76,6 +78,7 @@ fn main() {
         Cmd::Run(RunCmd::Qemu(a)) => cmd::run_qemu::run(a),
         Cmd::Pkg(c) => cmd::pkg::run(c).map(|_| 0),
         Cmd::Cache(c) => cmd::cache::run(c),
+        Cmd::Ctl(a) => cmd::ctl::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

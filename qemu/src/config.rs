@@ -11,6 +11,11 @@ use crate::process;
 /// arm64 UEFI firmware.
 pub const AARCH64_FIRMWARE_DIRS: &[&str] = &["/usr/share/qemu-efi-aarch64", "/usr/share/AAVMF"];
 
+/// The file in the state directory where QEMU listens for the control port.
+pub const CONTROL_SOCKET: &str = "control.sock";
+/// The virtio-serial port's name, as the guest finds it in /sys/class/virtio-ports.
+pub const CONTROL_PORT_NAME: &str = "org.hull.control";
+
 /// Guest architecture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Arch {
@@ -156,6 +161,12 @@ impl VmConfig {
         self.state_dir.join("qmp.sock")
     }
 
+    /// The socket QEMU listens on for the host side of the guest's control
+    /// port (virtio-serial `org.hull.control`): what `hull ctl --vm` connects to.
+    pub fn control_socket(&self) -> PathBuf {
+        self.state_dir.join(CONTROL_SOCKET)
+    }
+
     /// The kernel command line as passed to `-append`.
     pub fn effective_cmdline(&self) -> String {
         let has_console = self
@@ -221,6 +232,17 @@ impl VmConfig {
         }
         a.push("-qmp".into());
         a.push(sock);
+        // The control port: hull-init serves `hullctl` on it, so the host
+        // can ask without a network or a shell.
+        let mut chardev = OsString::from("socket,id=hullctl,path=");
+        chardev.push(self.control_socket());
+        chardev.push(",server=on,wait=off");
+        for s in ["-device", "virtio-serial-pci", "-chardev"] {
+            a.push(s.into());
+        }
+        a.push(chardev);
+        a.push("-device".into());
+        a.push(format!("virtserialport,chardev=hullctl,name={CONTROL_PORT_NAME}").into());
         a.push("-m".into());
         a.push(self.mem_mib.to_string().into());
         a.push("-smp".into());
@@ -247,14 +269,16 @@ impl VmConfig {
             path: self.state_dir.clone(),
             source,
         })?;
-        match std::fs::remove_file(self.qmp_socket()) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(QemuError::StateDir {
-                    path: self.qmp_socket(),
-                    source,
-                })
+        for stale in [self.qmp_socket(), self.control_socket()] {
+            match std::fs::remove_file(&stale) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(QemuError::StateDir {
+                        path: stale,
+                        source,
+                    })
+                }
             }
         }
         let mut cmd = Command::new(self.arch.qemu_binary());
@@ -374,6 +398,10 @@ mod tests {
         assert!(joined.contains("-device virtio-rng-pci"), "{joined}");
         assert!(
             joined.contains("-qmp unix:/tmp/st/qmp.sock,server=on,wait=off"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("-device virtio-serial-pci -chardev socket,id=hullctl,path=/tmp/st/control.sock,server=on,wait=off -device virtserialport,chardev=hullctl,name=org.hull.control"),
             "{joined}"
         );
         assert!(

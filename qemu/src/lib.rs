@@ -21,7 +21,9 @@ mod process;
 mod qmp;
 mod run;
 
-pub use config::{find_aarch64_firmware, Arch, VmConfig, AARCH64_FIRMWARE_DIRS};
+pub use config::{
+    find_aarch64_firmware, Arch, VmConfig, AARCH64_FIRMWARE_DIRS, CONTROL_PORT_NAME, CONTROL_SOCKET,
+};
 pub use error::QemuError;
 pub use process::RunningVm;
 pub use qmp::Qmp;
