@@ -46,7 +46,9 @@ pub enum Op {
     /// Every service's status: one [`Reply::Ps`].
     Ps,
     /// One container's OCI spec, runtime.json, cgroup and namespaces.
-    Inspect { name: String },
+    Inspect {
+        name: String,
+    },
     /// The buffered lines of a container's output, then (with `follow`) new ones.
     Logs {
         name: String,
@@ -76,11 +78,20 @@ pub enum Op {
         #[serde(default)]
         eof: bool,
     },
-    Start { name: String },
-    Stop { name: String },
-    Restart { name: String },
+    Start {
+        name: String,
+    },
+    Stop {
+        name: String,
+    },
+    Restart {
+        name: String,
+    },
     /// Sends `signal` (a number) to the service's main process.
-    Kill { name: String, signal: i32 },
+    Kill {
+        name: String,
+        signal: i32,
+    },
     /// The kernel's message buffer.
     Dmesg,
     /// Past state changes, then (with `follow`) new ones.
@@ -106,25 +117,35 @@ pub struct Response {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Reply {
     /// The request failed; nothing was changed. Ends the request.
-    Error { message: String },
+    Error {
+        message: String,
+    },
     /// The request is complete. `message` says what was done, if anything.
     End {
         #[serde(default)]
         message: String,
     },
-    Ps { services: Vec<ServiceStatus> },
+    Ps {
+        services: Vec<ServiceStatus>,
+    },
     Inspect(Box<Inspect>),
     Log(LogLine),
     Event(Event),
-    Dmesg { lines: Vec<String> },
-    BootTime { phases: Vec<BootPhase> },
+    Dmesg {
+        lines: Vec<String>,
+    },
+    BootTime {
+        phases: Vec<BootPhase>,
+    },
     /// Output of an `exec` process.
     Output {
         #[serde(with = "base64_bytes")]
         data: Vec<u8>,
     },
     /// The `exec` process ended; followed by [`Reply::End`].
-    Exit { status: ExitStatus },
+    Exit {
+        status: ExitStatus,
+    },
 }
 
 /// A service's lifecycle state, as `hullctl ps` shows it.
