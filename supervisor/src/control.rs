@@ -94,36 +94,35 @@ impl Conn {
         !self.outbuf.is_empty()
     }
 
-    /// The host side of the port went away: forget its session.
+    /// The host side of the port went away: forget its streams and any
+    /// unfinished request. Pending output stays: the port refuses writes
+    /// (EAGAIN) until a host connects again, and a new client skips lines
+    /// that are not for its ids.
     pub fn host_gone(&mut self) {
         self.inbuf.clear();
-        self.outbuf.clear();
         self.follows.clear();
         self.idle = true;
     }
 
-    /// Reads what is there and returns the complete request lines.
-    pub fn read_requests(&mut self) -> Vec<Incoming> {
+    /// Reads what is there and returns the complete request lines, and
+    /// whether the port's host side went away (its streams are then
+    /// forgotten, *before* the returned requests are handled: a new host
+    /// may have connected and sent a request in the meantime, and the
+    /// kernel can report its data and the previous host's hangup together).
+    pub fn read_requests(&mut self) -> (Vec<Incoming>, bool) {
         let mut buf = [0u8; 4096];
+        let mut hup = false;
         loop {
             match self.io.read(&mut buf) {
                 Ok(0) => {
-                    if self.is_port() {
-                        self.host_gone();
-                    } else {
-                        self.closed = true;
-                    }
+                    hup = true;
                     break;
                 }
                 Ok(n) => self.inbuf.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(_) => {
-                    if self.is_port() {
-                        self.host_gone();
-                    } else {
-                        self.closed = true;
-                    }
+                    hup = true;
                     break;
                 }
             }
@@ -144,7 +143,14 @@ impl Conn {
                 message: format!("request longer than {MAX_REQUEST} bytes"),
             });
         }
-        out
+        if hup {
+            if self.is_port() {
+                self.host_gone();
+            } else {
+                self.closed = true;
+            }
+        }
+        (out, hup)
     }
 
     pub fn send(&mut self, response: &Response) {
@@ -157,6 +163,7 @@ impl Conn {
         }
         self.flush();
         if self.outbuf.len() > MAX_PENDING {
+            self.outbuf.clear();
             if self.is_port() {
                 self.host_gone();
             } else {
@@ -266,7 +273,8 @@ mod tests {
         let mut c = Conn::new(1, Io::Socket(a));
         b.write_all(b"{\"version\":1,\"id\":4,\"op\":\"ps\"}\n{\"id\":9,\"op\":\"nope\"}\nhalf")
             .unwrap();
-        let got = c.read_requests();
+        let (got, hup) = c.read_requests();
+        assert!(!hup);
         assert_eq!(got.len(), 2);
         assert!(matches!(&got[0], Incoming::Request(r) if r.id == 4 && r.op == Op::Ps));
         assert!(matches!(&got[1], Incoming::Malformed { id: 9, .. }));

@@ -1091,9 +1091,9 @@ impl Supervisor {
             self.conns[i].flush();
         }
         if ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
-            let incoming = self.conns[i].read_requests();
-            if self.conns[i].is_port() && ev.contains(PollFlags::POLLHUP) && incoming.is_empty() {
-                self.conns[i].host_gone();
+            let (incoming, hup) = self.conns[i].read_requests();
+            if hup {
+                // The client (or the port's host side) is gone: so are its execs.
                 let token = self.conns[i].token;
                 self.kill_execs_of(token);
             }
@@ -1105,10 +1105,6 @@ impl Supervisor {
                         reply: Reply::Error { message },
                     }),
                 }
-            }
-            if self.conns[i].closed {
-                let token = self.conns[i].token;
-                self.kill_execs_of(token);
             }
         }
     }
