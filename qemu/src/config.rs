@@ -11,8 +11,19 @@ use crate::process;
 /// arm64 UEFI firmware.
 pub const AARCH64_FIRMWARE_DIRS: &[&str] = &["/usr/share/qemu-efi-aarch64", "/usr/share/AAVMF"];
 
-/// The file in the state directory where QEMU listens for the control port.
+/// The file in the state directory where QEMU listens for the first control port.
 pub const CONTROL_SOCKET: &str = "control.sock";
+/// How many control ports a VM has (how many `hull ctl` may talk to it at once).
+pub const CONTROL_PORTS: u32 = 4;
+
+/// `control.sock`, `control.1.sock`, ...: the host side of control port `n`.
+pub fn control_socket_name(n: u32) -> String {
+    if n == 0 {
+        CONTROL_SOCKET.to_string()
+    } else {
+        format!("control.{n}.sock")
+    }
+}
 /// The virtio-serial port's name, as the guest finds it in /sys/class/virtio-ports.
 pub const CONTROL_PORT_NAME: &str = "org.hull.control";
 
@@ -162,9 +173,10 @@ impl VmConfig {
     }
 
     /// The socket QEMU listens on for the host side of the guest's control
-    /// port (virtio-serial `org.hull.control`): what `hull ctl --vm` connects to.
-    pub fn control_socket(&self) -> PathBuf {
-        self.state_dir.join(CONTROL_SOCKET)
+    /// port `n` (virtio-serial `org.hull.control`, then `org.hull.control.N`):
+    /// what `hull ctl --vm` connects to.
+    pub fn control_socket(&self, n: u32) -> PathBuf {
+        self.state_dir.join(control_socket_name(n))
     }
 
     /// The kernel command line as passed to `-append`.
@@ -232,17 +244,25 @@ impl VmConfig {
         }
         a.push("-qmp".into());
         a.push(sock);
-        // The control port: hull-init serves `hullctl` on it, so the host
-        // can ask without a network or a shell.
-        let mut chardev = OsString::from("socket,id=hullctl,path=");
-        chardev.push(self.control_socket());
-        chardev.push(",server=on,wait=off");
-        for s in ["-device", "virtio-serial-pci", "-chardev"] {
-            a.push(s.into());
-        }
-        a.push(chardev);
+        // The control ports: hull-init serves `hullctl` on them, so the host
+        // can ask without a network or a shell. A port carries one client at
+        // a time, so there are a few; `hull ctl` takes a free one.
         a.push("-device".into());
-        a.push(format!("virtserialport,chardev=hullctl,name={CONTROL_PORT_NAME}").into());
+        a.push("virtio-serial-pci".into());
+        for n in 0..CONTROL_PORTS {
+            let mut chardev = OsString::from(format!("socket,id=hullctl{n},path="));
+            chardev.push(self.control_socket(n));
+            chardev.push(",server=on,wait=off");
+            a.push("-chardev".into());
+            a.push(chardev);
+            let name = if n == 0 {
+                CONTROL_PORT_NAME.to_string()
+            } else {
+                format!("{CONTROL_PORT_NAME}.{n}")
+            };
+            a.push("-device".into());
+            a.push(format!("virtserialport,chardev=hullctl{n},name={name}").into());
+        }
         a.push("-m".into());
         a.push(self.mem_mib.to_string().into());
         a.push("-smp".into());
@@ -269,7 +289,9 @@ impl VmConfig {
             path: self.state_dir.clone(),
             source,
         })?;
-        for stale in [self.qmp_socket(), self.control_socket()] {
+        let stale_files = std::iter::once(self.qmp_socket())
+            .chain((0..CONTROL_PORTS).map(|n| self.control_socket(n)));
+        for stale in stale_files {
             match std::fs::remove_file(&stale) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -401,7 +423,7 @@ mod tests {
             "{joined}"
         );
         assert!(
-            joined.contains("-device virtio-serial-pci -chardev socket,id=hullctl,path=/tmp/st/control.sock,server=on,wait=off -device virtserialport,chardev=hullctl,name=org.hull.control"),
+            joined.contains("-device virtio-serial-pci -chardev socket,id=hullctl0,path=/tmp/st/control.sock,server=on,wait=off -device virtserialport,chardev=hullctl0,name=org.hull.control -chardev socket,id=hullctl1,path=/tmp/st/control.1.sock"),
             "{joined}"
         );
         assert!(

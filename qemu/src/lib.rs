@@ -22,7 +22,8 @@ mod qmp;
 mod run;
 
 pub use config::{
-    find_aarch64_firmware, Arch, VmConfig, AARCH64_FIRMWARE_DIRS, CONTROL_PORT_NAME, CONTROL_SOCKET,
+    control_socket_name, find_aarch64_firmware, Arch, VmConfig, AARCH64_FIRMWARE_DIRS,
+    CONTROL_PORTS, CONTROL_PORT_NAME, CONTROL_SOCKET,
 };
 pub use error::QemuError;
 pub use process::RunningVm;

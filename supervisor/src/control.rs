@@ -232,22 +232,36 @@ pub fn accept_all(l: &UnixListener, next_token: &mut u64, conns: &mut Vec<Conn>)
     }
 }
 
-/// Opens the virtio-serial port named [`VIRTIO_PORT_NAME`], found through
-/// /sys/class/virtio-ports/*/name (there is no udev to make a by-name link).
-/// The port raises SIGIO when the host side connects or goes away.
-pub fn open_port() -> Option<File> {
-    for e in fs::read_dir("/sys/class/virtio-ports").ok()?.flatten() {
+/// Opens the virtio-serial ports named [`VIRTIO_PORT_NAME`] or
+/// `VIRTIO_PORT_NAME.N` (one per concurrent host client: a port has no
+/// connections of its own) that are not in `known`, found through
+/// /sys/class/virtio-ports/*/name (there is no udev to make by-name links).
+/// Each port raises SIGIO when its host side connects or goes away.
+pub fn open_ports(known: &mut Vec<String>) -> Vec<File> {
+    let mut out = Vec::new();
+    let Ok(dir) = fs::read_dir("/sys/class/virtio-ports") else {
+        return out;
+    };
+    for e in dir.flatten() {
         let name = fs::read_to_string(e.path().join("name")).unwrap_or_default();
-        if name.trim() != VIRTIO_PORT_NAME {
+        let name = name.trim();
+        let ours = name == VIRTIO_PORT_NAME
+            || name
+                .strip_prefix(VIRTIO_PORT_NAME)
+                .and_then(|r| r.strip_prefix('.'))
+                .is_some_and(|n| n.parse::<u32>().is_ok());
+        if !ours || known.iter().any(|k| k == name) {
             continue;
         }
         let dev = format!("/dev/{}", e.file_name().to_string_lossy());
-        let f = OpenOptions::new()
+        let Ok(f) = OpenOptions::new()
             .read(true)
             .write(true)
             .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
             .open(&dev)
-            .ok()?;
+        else {
+            continue;
+        };
         let fd = f.as_raw_fd();
         // SAFETY: F_SETOWN and F_SETFL on a file descriptor we own; the
         // arguments are plain integers.
@@ -256,9 +270,10 @@ pub fn open_port() -> Option<File> {
             let flags = nix::libc::fcntl(fd, nix::libc::F_GETFL);
             nix::libc::fcntl(fd, nix::libc::F_SETFL, flags | nix::libc::O_ASYNC);
         }
-        return Some(f);
+        known.push(name.to_string());
+        out.push(f);
     }
-    None
+    out
 }
 
 #[cfg(test)]

@@ -122,7 +122,8 @@ pub struct Supervisor {
     /// The onboot/onshutdown container being waited for, and its exit once reaped.
     oneshot: Option<(Pid, Option<ExitStatus>)>,
     listener: Option<UnixListener>,
-    port_found: bool,
+    /// The control ports opened so far (by name).
+    ports: Vec<String>,
     port_recheck: Instant,
     conns: Vec<Conn>,
     next_token: u64,
@@ -234,7 +235,7 @@ impl Supervisor {
             services: Vec::new(),
             oneshot: None,
             listener: None,
-            port_found: false,
+            ports: Vec::new(),
             port_recheck: Instant::now(),
             conns: Vec::new(),
             next_token: 0,
@@ -778,12 +779,9 @@ impl Supervisor {
             self.buttons
                 .extend(power_button::open_power_buttons(&known));
         }
-        if !self.port_found {
-            if let Some(f) = control::open_port() {
-                self.port_found = true;
-                self.next_token += 1;
-                self.conns.push(Conn::new(self.next_token, Io::Port(f)));
-            }
+        for f in control::open_ports(&mut self.ports) {
+            self.next_token += 1;
+            self.conns.push(Conn::new(self.next_token, Io::Port(f)));
         }
     }
 
@@ -923,7 +921,7 @@ impl Supervisor {
     fn next_timer(&self) -> Duration {
         let now = Instant::now();
         let mut t = Duration::from_secs(60);
-        if now < self.scan_until && (self.buttons.is_empty() || !self.port_found) {
+        if now < self.scan_until && (self.buttons.is_empty() || self.ports.is_empty()) {
             t = Duration::from_millis(500);
         }
         if self.conns.iter().any(|c| c.idle) {

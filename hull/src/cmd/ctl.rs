@@ -24,12 +24,39 @@ pub fn run(args: CtlArgs) -> anyhow::Result<i32> {
         ))
         .into());
     }
-    let sock = args.vm.join(spec::control::HOST_CONTROL_SOCKET);
+    let (sock, _lock) = free_port(&args.vm)?;
     match ctl::run(&sock, args.cmd) {
         Ok(code) => Ok(code),
         Err(e @ ctl::CtlError::Usage(_)) => Err(UsageError(e.to_string()).into()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A control port no other `hull ctl` is using, and the lock that keeps it
+/// ours: QEMU serves one client per port and leaves the others waiting
+/// unanswered, so clients take turns through lock files next to the sockets.
+fn free_port(state: &std::path::Path) -> anyhow::Result<(PathBuf, std::fs::File)> {
+    for n in 0..qemu::CONTROL_PORTS {
+        let sock = state.join(qemu::control_socket_name(n));
+        if !sock.exists() {
+            continue;
+        }
+        let lock_path = state.join(format!("{}.lock", qemu::control_socket_name(n)));
+        let lock = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", lock_path.display()))?;
+        if lock.try_lock().is_ok() {
+            return Ok((sock, lock));
+        }
+    }
+    anyhow::bail!(
+        "{}: no control socket free (is the VM running? at most {} `hull ctl` at once)",
+        state.display(),
+        qemu::CONTROL_PORTS
+    )
 }
 
 #[cfg(test)]
