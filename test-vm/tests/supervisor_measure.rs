@@ -1,0 +1,176 @@
+//! Measurements of PID 1 (not pass/fail tests: they print numbers), opt-in
+//! with `HULL_VM_MEASURE=1` as well as `HULL_VM_TESTS=1`:
+//!
+//! - PID 1's resident memory (VmRSS of /proc/1/status) with 1 and with 20 services;
+//! - the time from `hull ctl restart` to the service running again (from the
+//!   guest's own event times: `stopping` to `running`);
+//! - the CPU PID 1 uses (utime+stime of /proc/1/stat over 10 s) while 20
+//!   services each log about 1,000 lines a second (console off, so the serial
+//!   console does not set the pace).
+//!
+//! `HULL_VM_TESTS=1 HULL_VM_MEASURE=1 cargo test -p hull-test-vm --test supervisor_measure -- --nocapture --test-threads=1`
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use hull_test_vm::{build_image, hull_bin, pkg_dir, vm_lock, vm_tests_enabled, Vm};
+
+const BOOT: Duration = Duration::from_secs(120);
+
+fn ctl(state: &Path, args: &[&str]) -> String {
+    let out = Command::new(hull_bin())
+        .arg("ctl")
+        .arg("--vm")
+        .arg(state)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("hull ctl");
+    assert!(
+        out.status.success(),
+        "hull ctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn yaml(loggers: usize) -> String {
+    let (kernel, init, busybox) = (pkg_dir("kernel"), pkg_dir("init"), pkg_dir("busybox"));
+    let mut s = format!(
+        r#"
+kernel:
+  image: "{kernel}"
+init:
+  - "{init}"
+services:
+  - name: meter
+    image: "{busybox}"
+    pid: host
+    binds: ["/:/host:rw,rbind"]
+    command: [sh, -c, "while true; do sleep 1; done"]
+"#
+    );
+    for i in 0..loggers {
+        s.push_str(&format!(
+            r#"  - name: logger{i}
+    image: "{busybox}"
+    console: false
+    command: [sh, -c, "while true; do i=0; while [ $i -lt 100 ]; do echo line $i of a service that logs a lot; i=$((i+1)); done; sleep 0.1; done"]
+"#
+        ));
+    }
+    s
+}
+
+/// (VmRSS kB, utime+stime ticks) of PID 1, read by the `meter` service.
+fn pid1(state: &Path) -> (u64, u64) {
+    let out = ctl(
+        state,
+        &[
+            "exec",
+            "meter",
+            "--",
+            "sh",
+            "-c",
+            "grep VmRSS /proc/1/status; cut -d' ' -f14,15 /proc/1/stat",
+        ],
+    );
+    let mut lines = out.lines();
+    let rss = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS");
+    let ticks = lines
+        .next()
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum()
+        })
+        .expect("utime stime");
+    (rss, ticks)
+}
+
+fn log_lines(state: &Path) -> u64 {
+    ctl(
+        state,
+        &[
+            "exec",
+            "meter",
+            "--",
+            "sh",
+            "-c",
+            "cat /host/var/log/logger*.log* | wc -l",
+        ],
+    )
+    .trim()
+    .parse()
+    .unwrap_or(0)
+}
+
+fn boot(loggers: usize) -> (tempfile::TempDir, Vm) {
+    let work = tempfile::tempdir().expect("tempdir");
+    let prefix = build_image(&yaml(loggers), "x86_64", work.path()).expect("hull build");
+    let mut vm = Vm::start(&prefix, "x86_64").expect("boot");
+    vm.expect("hull: all services started", BOOT).expect("boot");
+    std::thread::sleep(Duration::from_secs(3));
+    (work, vm)
+}
+
+#[test]
+fn measure_pid1_x86_64() {
+    if !vm_tests_enabled() || std::env::var("HULL_VM_MEASURE").as_deref() != Ok("1") {
+        eprintln!("skipped: set HULL_VM_MEASURE=1 too");
+        return;
+    }
+    let _lock = vm_lock();
+
+    let (_w1, mut vm) = boot(0);
+    let state = vm.config().state_dir.clone();
+    let (rss1, _) = pid1(&state);
+    let mut restarts = Vec::new();
+    for _ in 0..5 {
+        ctl(&state, &["restart", "meter"]);
+        std::thread::sleep(Duration::from_secs(2));
+        let evs: Vec<serde_json::Value> = ctl(&state, &["events", "--json"])
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|e: &serde_json::Value| e["name"] == "meter")
+            .collect();
+        let stop = evs.iter().rev().find(|e| e["state"] == "stopping");
+        let run = evs.iter().rev().find(|e| e["state"] == "running");
+        if let (Some(a), Some(b)) = (stop, run) {
+            restarts.push(b["time"].as_f64().unwrap() - a["time"].as_f64().unwrap());
+        }
+    }
+    ctl(&state, &["shutdown"]);
+    let _ = vm.wait_exit(Duration::from_secs(60));
+    drop(vm);
+
+    let (_w2, mut vm) = boot(19);
+    let state = vm.config().state_dir.clone();
+    let (rss20, t0) = pid1(&state);
+    let l0 = log_lines(&state);
+    let start = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(10));
+    let (_, t1) = pid1(&state);
+    let l1 = log_lines(&state);
+    let secs = start.elapsed().as_secs_f64();
+    let (rss20_after, _) = pid1(&state);
+    ctl(&state, &["shutdown"]);
+    let _ = vm.wait_exit(Duration::from_secs(60));
+
+    // CLK_TCK is 100 on Linux.
+    let cpu = (t1 - t0) as f64 / 100.0 / secs * 100.0;
+    let rate = (l1.saturating_sub(l0)) as f64 / secs;
+    println!("PID 1 VmRSS, 1 service:               {rss1} kB");
+    println!("PID 1 VmRSS, 20 services:             {rss20} kB (after 10 s of logging: {rss20_after} kB)");
+    println!("restart -> running (guest events):    {restarts:.3?} s");
+    println!("PID 1 CPU while 19 services log:      {cpu:.1}% of one vCPU over {secs:.1} s");
+    println!(
+        "lines logged meanwhile:               {rate:.0} lines/s in all ({:.0} per logger)",
+        rate / 19.0
+    );
+}
