@@ -120,7 +120,7 @@ services:
     image: "{busybox}"
     binds: ["/:/host:rw,rbind"]
     restart: never
-    command: [sh, -c, "H='/host/usr/bin/hullctl --socket /host/run/hull/control.sock'; while [ ! -e /host/run/probe-go ]; do sleep 0.3; done; $H ps; $H logs --tail 1 crashy; $H exec -t web -- sh -c 'test -t 0 && echo guest-exec-has-tty; echo guest-exec-$((6*7))'; $H kill -s USR1 web; $H boot-time | grep -c 'service ' | sed 's/^/guest-boot-time-services=/'; echo probe-done"]
+    command: [sh, -c, "H='/host/usr/bin/hullctl --socket /host/run/hull/control.sock'; while [ ! -e /host/run/probe-go ]; do sleep 0.3; done; $H ps; echo logs-tail=$($H logs --tail 1 crashy); $H exec -t web -- sh -c 'test -t 0 && echo guest-exec-has-tty; echo guest-exec-$((6*7))'; $H kill -s USR1 web; $H boot-time | grep -c 'service ' | sed 's/^/guest-boot-time-services=/'; echo probe-done"]
 "#
     )
 }
@@ -292,8 +292,11 @@ fn supervision_x86_64() {
 
     // 1,000 double-forked children: every one reaped (forker shares PID 1's
     // pid namespace, so its orphans are hull-init's).
-    vm.expect("forker | forked 1000", Duration::from_secs(60))
-        .expect("forker done");
+    wait_until("forker done", Duration::from_secs(60), || {
+        vm.console()
+            .iter()
+            .any(|l| l.contains("forker | forked 1000"))
+    });
     let zombies = ctl_ok(
         &state,
         &[
@@ -329,13 +332,13 @@ fn supervision_x86_64() {
     assert!(!ins["cgroup_pids"].as_array().unwrap().is_empty());
 
     // hullctl inside the guest.
-    ctl_ok(&state, &["exec", "forker", "--", "touch", "/run/probe-go"]);
+    ctl_ok(&state, &["exec", "db", "--", "touch", "/host/run/probe-go"]);
     vm.expect("probe | probe-done", Duration::from_secs(60))
         .expect("probe ran");
     let console = vm.console().join("\n");
     for want in [
         "probe | NAME",
-        "probe | started",
+        "probe | crashy ",
         "probe | guest-exec-has-tty",
         "probe | guest-exec-42",
         "probe | sent SIGUSR1 to web",
@@ -343,6 +346,11 @@ fn supervision_x86_64() {
     ] {
         assert!(console.contains(want), "{want} missing from the console");
     }
+    assert!(
+        console.contains("probe | logs-tail=started")
+            || console.contains("probe | logs-tail=last words"),
+        "hullctl logs --tail 1 in the guest"
+    );
 
     // Shutdown: reverse dependency order, the stubborn one killed after its grace.
     let t0 = Instant::now();
