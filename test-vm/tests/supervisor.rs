@@ -439,9 +439,13 @@ fn persistent_disk_x86_64() {
     };
 
     let mut vm = boot(1);
-    vm.expect("keeper | no file yet", BOOT).expect("empty disk");
     vm.expect("hull: all services started", BOOT)
         .expect("boot 1");
+    wait_until("keeper sees an empty disk", Duration::from_secs(30), || {
+        vm.console()
+            .iter()
+            .any(|l| l.contains("keeper | no file yet"))
+    });
     let t0 = Instant::now();
     vm.powerdown().expect("power button");
     let wrote = vm
@@ -470,13 +474,15 @@ fn persistent_disk_x86_64() {
     drop(vm);
 
     let mut vm = boot(2);
-    let found = vm
-        .expect("keeper | found", BOOT)
-        .expect("boot 2 finds the file");
-    assert!(found.contains("found 501 lines, last END"), "{found}");
-    assert!(found.contains(&format!("sum {sum}")), "{found} vs {sum}");
     vm.expect("hull: all services started", BOOT)
         .expect("boot 2");
+    wait_until("keeper reads the disk", Duration::from_secs(30), || {
+        vm.console().iter().any(|l| l.contains("keeper | "))
+    });
+    let console = vm.console();
+    let found = console.iter().find(|l| l.contains("keeper | ")).unwrap();
+    assert!(found.contains("found 501 lines, last END"), "{found}");
+    assert!(found.contains(&format!("sum {sum}")), "{found} vs {sum}");
     vm.powerdown().expect("power button");
     vm.expect(
         "hull: shutdown complete (Poweroff)",
