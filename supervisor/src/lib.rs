@@ -736,12 +736,12 @@ impl Supervisor {
             .files
             .entry(owner.to_string())
             .or_insert_with(|| LogFile::open(owner));
+        file.write_lines(&lines);
         let ring = self.rings.entry(owner.to_string()).or_default();
         for line in lines {
             if console {
                 console::container_line(owner, &line);
             }
-            file.write_line(&line);
             for &(i, id) in &followers {
                 self.conns[i].send(&Response {
                     id,

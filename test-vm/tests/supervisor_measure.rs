@@ -5,7 +5,7 @@
 //! - the time from `hull ctl restart` to the service running again (from the
 //!   guest's own event times: `stopping` to `running`);
 //! - the CPU PID 1 uses (utime+stime of /proc/1/stat over 10 s) while 20
-//!   services each log about 1,000 lines a second (console off, so the serial
+//!   services each log about 1,000 lines a second (bursts of 1,000 lines, then a 1 s sleep) (console off, so the serial
 //!   console does not set the pace).
 //!
 //! `HULL_VM_TESTS=1 HULL_VM_MEASURE=1 cargo test -p hull-test-vm --test supervisor_measure -- --nocapture --test-threads=1`
@@ -56,7 +56,7 @@ services:
             r#"  - name: logger{i}
     image: "{busybox}"
     console: false
-    command: [sh, -c, "while true; do i=0; while [ $i -lt 100 ]; do echo line $i of a service that logs a lot; i=$((i+1)); done; sleep 0.1; done"]
+    command: [sh, -c, "while true; do yes 'a line of a service that logs a lot' | head -n 1000; sleep 1; done"]
 "#
         ));
     }
