@@ -256,6 +256,10 @@ impl Client {
 /// Runs one subcommand against the control socket at `path`, printing to
 /// stdout; returns the exit code (for `exec`, the command's).
 pub fn run(path: &Path, cmd: CtlCommand) -> Result<i32, CtlError> {
+    // Bad input is reported as such before anything is asked.
+    if let CtlCommand::Kill { signal, .. } = &cmd {
+        parse_signal(signal)?;
+    }
     let mut c = Client::connect(path)?;
     let mut out = std::io::stdout().lock();
     match cmd {

@@ -121,3 +121,26 @@ fn pkg_show_tag_is_stable_and_follows_content() {
     std::fs::write(p.join("rootfs/hello"), "2").unwrap();
     assert_ne!(a, tag(&p));
 }
+
+#[test]
+fn ctl_without_a_vm_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr) = hull(dir.path(), &["ctl", "--vm", "nope-state", "ps"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("nope-state: no such VM state directory"),
+        "{stderr}"
+    );
+    // A state directory whose VM is not running: nothing to connect to.
+    std::fs::create_dir(dir.path().join("st")).unwrap();
+    let (code, stderr) = hull(dir.path(), &["ctl", "--vm", "st", "ps"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("no control socket free (is the VM running?"),
+        "{stderr}"
+    );
+    let (code, stderr) = hull(dir.path(), &["ctl", "--vm", "st", "kill", "-s", "FLY", "x"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.trim(), "hull: unknown signal \"FLY\"");
+}

@@ -24,6 +24,9 @@ pub fn run(args: CtlArgs) -> anyhow::Result<i32> {
         ))
         .into());
     }
+    if let ctl::CtlCommand::Kill { signal, .. } = &args.cmd {
+        ctl::parse_signal(signal).map_err(|e| UsageError(e.to_string()))?;
+    }
     let (sock, _lock) = free_port(&args.vm)?;
     match ctl::run(&sock, args.cmd) {
         Ok(code) => Ok(code),
