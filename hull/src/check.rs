@@ -24,6 +24,11 @@ pub fn check(config: &Config, errs: &mut ConfigErrors) {
     check_names(config, errs);
     let ids = config.id_map();
     let services: BTreeSet<&str> = config.services.iter().map(|e| e.value.name()).collect();
+    let volumes: BTreeSet<&str> = config
+        .volumes
+        .iter()
+        .filter_map(|v| v.value.name.as_deref())
+        .collect();
     for (section, e) in config.containers() {
         let v = &e.value;
         if v.image.as_deref().unwrap_or("").is_empty() {
@@ -36,6 +41,20 @@ pub fn check(config: &Config, errs: &mut ConfigErrors) {
         for (path, msg) in id_problems(v, &ids) {
             let p: Vec<&str> = path.iter().map(String::as_str).collect();
             errs.push(e.error(&p, msg));
+        }
+        for (path, src) in ocispec::bind_volume_sources(v) {
+            if !volumes.contains(src.as_str()) {
+                let p: Vec<&str> = path.iter().map(String::as_str).collect();
+                let known = if volumes.is_empty() {
+                    "there are no `volumes`".to_string()
+                } else {
+                    format!("volumes: {}", volumes.iter().copied().collect::<Vec<_>>().join(", "))
+                };
+                errs.push(e.error(
+                    &p,
+                    format!("bind source {src:?} is not an absolute path, so it names a volume, but no volume has that name ({known})"),
+                ));
+            }
         }
         check_section_keys(section, e, errs);
         if section == "services" {
@@ -446,7 +465,8 @@ pub fn entry_problems(v: &ImageEntry) -> Vec<Problem> {
         ("userns", &v.userns),
     ] {
         if let Some(val) = value {
-            let ok = matches!(val.as_str(), "host" | "new")
+            // `root` is LinuxKit's other word for the host's namespace.
+            let ok = matches!(val.as_str(), "host" | "root" | "new")
                 || (val == "none" && key == "net")
                 || val.starts_with('/');
             if !ok {
@@ -458,10 +478,13 @@ pub fn entry_problems(v: &ImageEntry) -> Vec<Problem> {
             }
         }
     }
-    if v.hostname.is_some() && !matches!(v.uts.as_deref(), Some(u) if u != "host") {
+    // LinuxKit writes the hostname whatever `uts` says and its runc then
+    // refuses to start the container without a private UTS namespace;
+    // libcontainer would silently skip it. Say so before the boot.
+    if v.hostname.as_deref().is_some_and(|h| !h.is_empty()) && v.uts.as_deref() != Some("new") {
         out.push(problem(
             &["hostname"],
-            "`hostname` needs its own UTS namespace: add `uts: new`",
+            "`hostname` is set only in a new UTS namespace: add `uts: new`",
         ));
     }
     for (key, list) in [("binds", &v.binds), ("binds.add", &v.binds_add)] {
@@ -559,7 +582,7 @@ pub fn entry_problems(v: &ImageEntry) -> Vec<Problem> {
             }
         }
         for (i, m) in rt.mounts.iter().flatten().enumerate() {
-            if let Err(msg) = ocispec::complete_mount(m) {
+            if let Err(msg) = ocispec::complete_runtime_mount(m) {
                 out.push(problem(&["runtime", "mounts", &i.to_string()], msg));
             }
         }
@@ -841,7 +864,7 @@ mod tests {
             "t.yml:4:20: unknown capability \"CAP_NET_ADMN\" (did you mean \"CAP_NET_ADMIN\"?)",
             "t.yml:4:34: \"all\" must be the only entry of `capabilities`",
             "t.yml:5:5: pid: \"private\" is not `host`, `new` or the path of a namespace to join",
-            "t.yml:11:13: bind \"relative:/x\": source and destination must be absolute paths",
+            "t.yml:11:13: bind source \"relative\" is not an absolute path, so it names a volume, but no volume has that name (there are no `volumes`)",
             "t.yml:8:5: restartBackoff: initial (60000 ms) must be above 0 and at most max (1000 ms)",
             "t.yml:7:5: \"soon\" is not a duration like 250ms, 10s or 2m",
             "t.yml:6:5: \"SIGFOO\" is not a signal name (like SIGTERM or SIGINT)",
@@ -868,6 +891,27 @@ mod tests {
             "t.yml:11:5: volume name \"Bad\" must be",
             "t.yml:13:5: volume format \"raw\"",
             "t.yml:14:5: volume name \"v\" is used twice: here and at t.yml:12:5",
+        ];
+        for w in want {
+            assert!(
+                e.iter().any(|l| l.starts_with(w)),
+                "missing {w:?} in {e:#?}"
+            );
+        }
+        assert_eq!(e.len(), want.len(), "{e:#?}");
+    }
+
+    #[test]
+    fn binds_may_name_a_volume_and_root_means_host() {
+        // LinuxKit: a bind or `type: bind` mount whose source is no path uses
+        // the volume of that name; `root` is the host's namespace.
+        let ok = errors("services:\n  - name: s\n    image: i\n    net: root\n    ipc: root\n    binds: [data:/data]\n    binds.add: ['data:/ro:ro']\n    mounts: [{type: bind, source: data, destination: /m}]\nvolumes:\n  - name: data\n");
+        assert!(ok.is_empty(), "{ok:#?}");
+        let e = errors("services:\n  - name: s\n    image: i\n    binds: [data:/data, 'Not A Volume:/x']\n    mounts: [{type: bind, source: dta, destination: /m}]\nvolumes:\n  - name: datas\n");
+        let want = [
+            "t.yml:4:13: bind source \"data\" is not an absolute path, so it names a volume, but no volume has that name (volumes: datas)",
+            "t.yml:4:25: bind \"Not A Volume:/x\": the source must be an absolute path or a volume name",
+            "t.yml:5:27: bind source \"dta\" is not an absolute path",
         ];
         for w in want {
             assert!(

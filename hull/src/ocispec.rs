@@ -169,9 +169,16 @@ pub fn parse_bind(b: &str) -> Result<(String, String, Vec<String>), String> {
             "bind {b:?} is not SOURCE:DESTINATION[:OPTIONS] (too many ':')"
         ));
     }
-    if !parts[0].starts_with('/') || !parts[1].starts_with('/') {
+    // A source that is not a path names one of the `volumes` (LinuxKit's
+    // rule); `check` makes sure that volume is declared.
+    if !parts[0].starts_with('/') && !volume_name_syntax(parts[0]) {
         return Err(format!(
-            "bind {b:?}: source and destination must be absolute paths"
+            "bind {b:?}: the source must be an absolute path or a volume name"
+        ));
+    }
+    if !parts[1].starts_with('/') {
+        return Err(format!(
+            "bind {b:?}: the destination must be an absolute path"
         ));
     }
     let opts = match parts.get(2) {
@@ -189,6 +196,36 @@ pub fn parse_bind(b: &str) -> Result<(String, String, Vec<String>), String> {
         }
     };
     Ok((parts[0].into(), parts[1].into(), opts))
+}
+
+/// LinuxKit's form of a volume name: lowercase letters, digits, `_`, `-`.
+pub fn volume_name_syntax(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+/// The source of a bind (from `binds` or a `type: bind` mount) when it
+/// names a volume rather than a path.
+pub fn bind_volume_sources(entry: &ImageEntry) -> Vec<(Vec<String>, String)> {
+    let mut out = Vec::new();
+    for (key, list) in [("binds", &entry.binds), ("binds.add", &entry.binds_add)] {
+        for (i, b) in list.iter().flatten().enumerate() {
+            if let Ok((src, _, _)) = parse_bind(b) {
+                if !src.starts_with('/') {
+                    out.push((vec![key.to_string(), i.to_string()], src));
+                }
+            }
+        }
+    }
+    for (i, m) in entry.mounts.iter().flatten().enumerate() {
+        let src = m.source.as_deref().unwrap_or("");
+        if m.kind.as_deref() == Some("bind") && !src.is_empty() && !src.starts_with('/') {
+            out.push((vec!["mounts".into(), i.to_string(), "source".into()], src.into()));
+        }
+    }
+    out
 }
 
 /// `DST[:OPTS]` of `tmpfs`.
@@ -220,6 +257,31 @@ pub fn parse_tmpfs(t: &str) -> Result<(String, Vec<String>), String> {
 /// (`proc`, `sysfs`, `devpts`, `cgroup`, `mqueue`; `tmpfs` for `/dev`), the
 /// source from the type, the destination from the type.
 pub fn complete_mount(m: &Mount) -> Result<(String, String, String, Vec<String>), String> {
+    let done = infer_mount(m)?;
+    if !done.1.starts_with('/') {
+        return Err(format!(
+            "mount destination {:?} must be an absolute path",
+            done.1
+        ));
+    }
+    Ok(done)
+}
+
+/// A `runtime.mounts` entry: as [`complete_mount`], but a relative
+/// destination is allowed and means inside the container's rootfs (as in
+/// LinuxKit's service runner); an absolute one is in the guest's root.
+pub fn complete_runtime_mount(m: &Mount) -> Result<(String, String, String, Vec<String>), String> {
+    let done = infer_mount(m)?;
+    if done.1.split('/').any(|p| p == "..") {
+        return Err(format!(
+            "mount destination {:?} must not contain `..`",
+            done.1
+        ));
+    }
+    Ok(done)
+}
+
+fn infer_mount(m: &Mount) -> Result<(String, String, String, Vec<String>), String> {
     let src = m.source.clone().unwrap_or_default();
     let dest = m.destination.clone().unwrap_or_default();
     let mut kind = m.kind.clone().unwrap_or_default();
@@ -253,12 +315,20 @@ pub fn complete_mount(m: &Mount) -> Result<(String, String, String, Vec<String>)
     } else {
         dest
     };
-    if !dest.starts_with('/') {
-        return Err(format!(
-            "mount destination {dest:?} must be an absolute path"
-        ));
-    }
     Ok((src, dest, kind, m.options.clone().unwrap_or_default()))
+}
+
+/// The relative `runtime.mounts` destinations of an entry: directories the
+/// build makes in the rootfs, which is read-only in the guest.
+pub fn runtime_rootfs_dirs(entry: &ImageEntry) -> Vec<String> {
+    let rt = entry.runtime.as_ref();
+    rt.and_then(|r| r.mounts.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|m| complete_runtime_mount(m).ok())
+        .map(|(_, dest, _, _)| dest)
+        .filter(|d| !d.starts_with('/'))
+        .collect()
 }
 
 /// A `devices` entry: the OCI device (none for `path: all`) and its cgroup rule.
@@ -620,27 +690,49 @@ pub fn runtime_spec(
 /// `runtime.json` for one container: LinuxKit's `runtime` section and
 /// hull's supervision keys. Values were checked by [`check::entry_problems`];
 /// a value that still does not parse falls back to the default.
-pub fn runtime_json(entry: &ImageEntry) -> RuntimeJson {
+/// `bundle` is where the container sits in the guest (`/containers/...`):
+/// a relative `runtime.mounts` destination lands in its rootfs.
+pub fn runtime_json(entry: &ImageEntry, bundle: &str) -> RuntimeJson {
     let rt = entry.runtime.clone().unwrap_or_default();
     let d = RuntimeJson::default();
+    let mounts: Vec<RuntimeMount> = rt
+        .mounts
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|m| complete_runtime_mount(m).ok())
+        .map(|(source, destination, kind, options)| RuntimeMount {
+            destination: if destination.starts_with('/') {
+                destination
+            } else {
+                format!("{}/rootfs/{destination}", bundle.trim_end_matches('/'))
+            },
+            source,
+            kind,
+            options,
+        })
+        .collect();
+    // An overlay needs its upper and work directories before it is mounted
+    // (LinuxKit's runner makes them too); `mkdir` runs before the mounts.
+    let mut mkdir = rt.mkdir.unwrap_or_default();
+    for m in &mounts {
+        for o in &m.options {
+            if let Some((k, dir)) = o.split_once('=') {
+                if (k == "upperdir" || k == "workdir")
+                    && dir.starts_with('/')
+                    && !mkdir.iter().any(|d| d == dir)
+                {
+                    mkdir.push(dir.to_string());
+                }
+            }
+        }
+    }
     let ms = |v: &Option<config::DurationValue>, default: u64| {
         v.as_ref().and_then(|v| v.millis().ok()).unwrap_or(default)
     };
     let backoff = entry.restart_backoff.clone().unwrap_or_default();
     RuntimeJson {
-        mkdir: rt.mkdir.unwrap_or_default(),
-        mounts: rt
-            .mounts
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|m| complete_mount(m).ok())
-            .map(|(source, destination, kind, options)| RuntimeMount {
-                source,
-                destination,
-                kind,
-                options,
-            })
-            .collect(),
+        mkdir,
+        mounts,
         console_log: entry.console.unwrap_or(d.console_log),
         required: entry.required.unwrap_or(false),
         restart: entry.restart.unwrap_or_default(),
@@ -967,7 +1059,7 @@ mod tests {
 
     #[test]
     fn runtime_json_maps_hull_and_linuxkit_keys() {
-        let rt = runtime_json(&entry("restart: always\nrestartBackoff: {initial: 100ms, max: 1m}\nstartLimit: 3\ndepends: [db]\nreadiness: {tcp: 8080}\nreadinessTimeout: 5s\nstopSignal: SIGINT\nstopGracePeriod: 2\nconsole: false\nruntime:\n  mkdir: [/run/x]\n  cgroups: [c]\n  mounts: [{source: proc, destination: /run/p}]\n  interfaces: [{name: eth1, add: veth, peer: veth1, createInRoot: true}]\n  bindNS: {net: /run/netns/x}\n  namespace: ns\n"));
+        let rt = runtime_json(&entry("restart: always\nrestartBackoff: {initial: 100ms, max: 1m}\nstartLimit: 3\ndepends: [db]\nreadiness: {tcp: 8080}\nreadinessTimeout: 5s\nstopSignal: SIGINT\nstopGracePeriod: 2\nconsole: false\nruntime:\n  mkdir: [/run/x]\n  cgroups: [c]\n  mounts: [{source: proc, destination: /run/p}]\n  interfaces: [{name: eth1, add: veth, peer: veth1, createInRoot: true}]\n  bindNS: {net: /run/netns/x}\n  namespace: ns\n"), "/containers/services/web");
         assert_eq!(rt.restart, spec::RestartPolicy::Always);
         assert_eq!((rt.backoff_initial_ms, rt.backoff_max_ms), (100, 60_000));
         assert_eq!(rt.start_limit, 3);
@@ -988,9 +1080,35 @@ mod tests {
         assert!(rt.interfaces[0].create_in_root);
         assert_eq!(rt.bind_ns.net.as_deref(), Some("/run/netns/x"));
         assert_eq!(rt.namespace.as_deref(), Some("ns"));
-        let d = runtime_json(&entry("required: true\n"));
+        let d = runtime_json(&entry("required: true\n"), "/containers/onboot/000-x");
         assert!(d.required);
         assert_eq!(d.stop_signal, 15);
         assert_eq!(d.stop_grace_ms, 10_000);
+    }
+
+    #[test]
+    fn a_relative_runtime_mount_lands_in_the_rootfs_and_an_overlay_gets_its_dirs() {
+        let e = entry("runtime:\n  mkdir: [/run/a]\n  mounts:\n    - type: overlay\n      source: overlay\n      destination: host-etc\n      options: [rw, lowerdir=/etc, upperdir=/run/up/u, workdir=/run/up/w]\n    - {type: tmpfs, destination: /run/t}\n");
+        let rt = runtime_json(&e, "/containers/services/shell");
+        assert_eq!(
+            rt.mounts[0].destination,
+            "/containers/services/shell/rootfs/host-etc"
+        );
+        assert_eq!(rt.mounts[1].destination, "/run/t");
+        assert_eq!(rt.mkdir, ["/run/a", "/run/up/u", "/run/up/w"]);
+        assert_eq!(runtime_rootfs_dirs(&e), ["host-etc"]);
+        // In the OCI `mounts` a destination is still absolute.
+        let m = crate::config::Mount {
+            destination: Some("rel".into()),
+            kind: Some("tmpfs".into()),
+            source: None,
+            options: None,
+        };
+        assert!(complete_mount(&m).is_err());
+        let up = crate::config::Mount {
+            destination: Some("a/../../etc".into()),
+            ..m
+        };
+        assert!(complete_runtime_mount(&up).is_err());
     }
 }

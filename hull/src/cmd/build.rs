@@ -405,10 +405,12 @@ fn add_container(
         .map(String::from);
     let merged = ocispec::merge_label(name, label.as_deref(), entry)?;
     let spec = ocispec::runtime_spec(name, section, &merged, &resolved.config, ids)?;
-    let runtime = ocispec::runtime_json(&merged);
+    let runtime = ocispec::runtime_json(&merged, bundle);
     let mut rootfs = resolved.rootfs;
     // The rootfs is read-only in the guest: every mount point must exist now.
-    for dest in ocispec::mount_destinations(&spec) {
+    let mut dests = ocispec::mount_destinations(&spec);
+    dests.extend(ocispec::runtime_rootfs_dirs(&merged));
+    for dest in dests {
         if !rootfs.contains(&dest) {
             rootfs.mkdir_all(&dest, 0o755)?;
         }
