@@ -48,7 +48,10 @@ pub fn check(config: &Config, errs: &mut ConfigErrors) {
                 let known = if volumes.is_empty() {
                     "there are no `volumes`".to_string()
                 } else {
-                    format!("volumes: {}", volumes.iter().copied().collect::<Vec<_>>().join(", "))
+                    format!(
+                        "volumes: {}",
+                        volumes.iter().copied().collect::<Vec<_>>().join(", ")
+                    )
                 };
                 errs.push(e.error(
                     &p,

@@ -825,6 +825,25 @@ fn load_error(path: &Path, e: &marked_yaml::LoadError) -> ConfigError {
     marker_pos(path, mark.as_ref()).error(message)
 }
 
+/// Removes every mapping key whose value is a plain `~` or `null`: a null
+/// value means the key is not set (as a nil pointer in LinuxKit's Go
+/// structs), also in a label written by hand. An empty value already reads
+/// as not set; a quoted "null" stays a string.
+fn drop_nulls(node: &mut Node) {
+    match node {
+        Node::Mapping(m) => {
+            m.retain(|_, v| {
+                !matches!(v, Node::Scalar(s) if s.may_coerce() && (s.as_str() == "~" || s.as_str() == "null"))
+            });
+            for (_, v) in m.iter_mut() {
+                drop_nulls(v);
+            }
+        }
+        Node::Sequence(s) => s.iter_mut().for_each(drop_nulls),
+        Node::Scalar(_) => {}
+    }
+}
+
 /// A sequence value (an absent or null value is an empty list).
 fn list<T: serde::de::DeserializeOwned>(
     path: &Path,
@@ -852,6 +871,7 @@ pub fn item<T: serde::de::DeserializeOwned>(
     errs: &mut ConfigErrors,
 ) -> Option<Located<T>> {
     let mut work = node.clone();
+    drop_nulls(&mut work);
     // Each round removes one key, so this ends; the cap guards against a
     // removal that makes no progress.
     for _ in 0..256 {
@@ -994,7 +1014,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// Parses an image's `org.mobyproject.config` label (JSON, which is YAML)
 /// with the same types and the same strictness as the YAML.
 pub fn parse_label(text: &str) -> Result<ImageEntry, String> {
-    let node = marked_yaml::parse_yaml(0, text).map_err(|e| e.to_string())?;
+    let mut node = marked_yaml::parse_yaml(0, text).map_err(|e| e.to_string())?;
+    drop_nulls(&mut node);
     let entry: ImageEntry = marked_yaml::from_node(&node).map_err(|e| serde_message(&e))?;
     if entry.name.is_some() {
         return Err("a label cannot set `name`".into());
@@ -1008,6 +1029,27 @@ pub fn parse_label(text: &str) -> Result<ImageEntry, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_as_linuxkit_writes_them_parse() {
+        // `linuxkit pkg build` writes the `config:` of build.yml as Go's
+        // json.Marshal does: one line, every key of a struct that is not
+        // omitempty (createInRoot, bindNS), device modes as strings.
+        let label = r#"{"capabilities":["CAP_SYS_ADMIN","CAP_MKNOD"],"binds":["/dev:/dev"],"devices":[{"path":"all","type":"b","major":0,"minor":0},{"path":"/dev/console","type":"c","major":5,"minor":1,"mode":"0666"}],"net":"new","ipc":"new","pid":"host","readonly":true,"oomScoreAdj":-800,"rootfsPropagation":"shared","sysctl":{"net.ipv4.ip_forward":"1"},"resources":{"devices":[{"allow":true,"access":"rwm"}],"memory":{"limit":1048576}},"runtime":{"mkdir":["/var/lib/x"],"interfaces":[{"name":"wg0","add":"wireguard","createInRoot":true},{"name":"eth1","createInRoot":false}],"bindNS":{"net":"/run/netns/wg0"},"namespace":"ns"}}"#;
+        let e = parse_label(label).unwrap();
+        assert_eq!(e.net.as_deref(), Some("new"));
+        assert_eq!(e.devices.as_ref().unwrap().len(), 2);
+        assert_eq!(e.oom_score_adj, Some(-800));
+        let rt = e.runtime.unwrap();
+        assert_eq!(rt.interfaces.unwrap()[0].add, "wireguard");
+        assert_eq!(rt.bind_ns.unwrap().net.as_deref(), Some("/run/netns/wg0"));
+        // An empty bindNS and null fields, as Go writes a zero struct.
+        let e = parse_label(r#"{"runtime":{"bindNS":{},"mounts":null},"capabilities":null}"#);
+        assert!(e.is_ok(), "{e:?}");
+        // A device in a YAML config may leave out what `path: all` does not need.
+        let e = parse_label("devices:\n  - path: all\n    type: b\n  - {path: /dev/tty0, type: c, major: 4, minor: 0, mode: 0666}\n");
+        assert!(e.is_ok(), "{e:?}");
+    }
 
     fn p(text: &str) -> Result<Config, ConfigErrors> {
         parse(Path::new("t.yml"), text)

@@ -222,7 +222,10 @@ pub fn bind_volume_sources(entry: &ImageEntry) -> Vec<(Vec<String>, String)> {
     for (i, m) in entry.mounts.iter().flatten().enumerate() {
         let src = m.source.as_deref().unwrap_or("");
         if m.kind.as_deref() == Some("bind") && !src.is_empty() && !src.starts_with('/') {
-            out.push((vec!["mounts".into(), i.to_string(), "source".into()], src.into()));
+            out.push((
+                vec!["mounts".into(), i.to_string(), "source".into()],
+                src.into(),
+            ));
         }
     }
     out
