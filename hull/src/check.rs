@@ -249,13 +249,13 @@ fn check_kernel(config: &Config, errs: &mut ConfigErrors) {
                 errs.push(k.error(&["image"], "an empty kernel image reference"));
             }
         }
-        for (key, v) in [("binary", &k.value.binary), ("ucode", &k.value.ucode)] {
-            if v.as_deref() == Some("") {
-                errs.push(k.error(
-                    &[key],
-                    format!("`{key}` names a file in the kernel image; it cannot be empty"),
-                ));
-            }
+        // An empty `ucode` is LinuxKit's way to say "no microcode" (its
+        // default); an empty `binary` means nothing.
+        if k.value.binary.as_deref() == Some("") {
+            errs.push(k.error(
+                &["binary"],
+                "`binary` names a file in the kernel image; it cannot be empty",
+            ));
         }
     }
 }

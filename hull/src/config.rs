@@ -789,6 +789,9 @@ pub fn parse_partial(path: &Path, text: &str) -> (Config, ConfigErrors) {
                 let _ = item::<Trust>(path, value, &mut errs);
                 config.trust.push(key_pos);
             }
+            "outputs" => errs.push(key_pos.error(
+                "`outputs` was dropped from LinuxKit's format in 2017; choose the format with `hull build -f`",
+            )),
             other => errs.push(key_pos.error(unknown_key_message(other, TOP_KEYS))),
         }
     }
@@ -1029,6 +1032,16 @@ pub fn parse_label(text: &str) -> Result<ImageEntry, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn linuxkits_old_outputs_key_gets_its_own_message() {
+        let e = errors("kernel:\n  image: k\noutputs:\n  - format: kernel+initrd\n");
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert!(
+            e[0].starts_with("t.yml:3:1: `outputs` was dropped"),
+            "{e:#?}"
+        );
+    }
 
     #[test]
     fn labels_as_linuxkit_writes_them_parse() {

@@ -169,7 +169,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         return Err(UsageError(kernel_pos.error(msg).to_string()).into());
     };
     let ucode = match kernel_section.ucode.as_deref() {
-        None => None,
+        None | Some("") => None,
         Some(u) => match in_image(u) {
             Some(d) => Some(d),
             None => {
