@@ -99,6 +99,13 @@ fn check_names(config: &Config, errs: &mut ConfigErrors) {
             ));
         }
         if let Some((other_section, other)) = seen.get(name) {
+            // Run-once steps may repeat a name within their section, as in
+            // LinuxKit's own examples (two `mount` steps): each has its own
+            // numbered bundle. A service is supervised, logged and depended
+            // on by its name, so it must be the only one with it.
+            if section == *other_section && section != "services" {
+                continue;
+            }
             errs.push(e.error(
                 &["name"],
                 format!(
@@ -796,6 +803,26 @@ mod tests {
             ),
         ]);
         assert_eq!(e, ["b.yml:4:5: container name \"x\" is used twice: here (services) and at a.yml:2:5 (onboot)"]);
+    }
+
+    #[test]
+    fn run_once_steps_may_repeat_a_name_within_their_section() {
+        let ok = errors("onboot:\n  - name: mount\n    image: i\n  - name: mount\n    image: i\nonshutdown:\n  - name: bye\n    image: i\n  - name: bye\n    image: i\n");
+        assert!(ok.is_empty(), "{ok:#?}");
+        let e = errors_of(&[
+            ("a.yml", "services:\n  - name: s\n    image: i\n"),
+            (
+                "b.yml",
+                "onshutdown:\n  - name: mount\n    image: i\nservices:\n  - name: s\n    image: i\nonboot:\n  - name: mount\n    image: i\n",
+            ),
+        ]);
+        assert_eq!(
+            e,
+            [
+                "b.yml:2:5: container name \"mount\" is used twice: here (onshutdown) and at b.yml:8:5 (onboot)",
+                "b.yml:5:5: container name \"s\" is used twice: here (services) and at a.yml:2:5 (services)",
+            ],
+        );
     }
 
     #[test]
