@@ -127,6 +127,18 @@ pub fn merge_label(
                 Some(Value::Array(a)) => a,
                 _ => Vec::new(),
             };
+            // A label's lone `all` already holds what is added (LinuxKit
+            // would refuse the mixed list); a lone `none` gives way to it.
+            let lone = |w: &str| {
+                list.len() == 1 && list[0].as_str().is_some_and(|s| s.eq_ignore_ascii_case(w))
+            };
+            if plain == "capabilities" && lone("all") {
+                out.insert(plain.into(), Value::Array(list));
+                continue;
+            }
+            if plain == "capabilities" && lone("none") {
+                list.clear();
+            }
             for x in extra {
                 if !list.contains(x) {
                     list.push(x.clone());
@@ -1029,6 +1041,12 @@ mod tests {
         assert_eq!(over.binds.unwrap(), ["/c:/c"]);
         assert_eq!(over.capabilities.unwrap(), ["none"]);
         assert_eq!(over.net.as_deref(), Some("host"));
+        // Added to a label's lone `all`: still all; to a lone `none`: just the added.
+        let add = entry("capabilities.add: [CAP_NET_RAW]\n");
+        let all = merge_label("s", Some(r#"{"capabilities":["all"]}"#), &add).unwrap();
+        assert_eq!(all.capabilities.unwrap(), ["all"]);
+        let none = merge_label("s", Some(r#"{"capabilities":["none"]}"#), &add).unwrap();
+        assert_eq!(none.capabilities.unwrap(), ["CAP_NET_RAW"]);
         // Without a label, capabilities.add alone is the list (LinuxKit).
         let only = merge_label("s", None, &entry("capabilities.add: [CAP_KILL]\n")).unwrap();
         assert_eq!(only.capabilities.unwrap(), ["CAP_KILL"]);
