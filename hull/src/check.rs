@@ -353,11 +353,7 @@ fn check_volumes(config: &Config, errs: &mut ConfigErrors) {
     for v in &config.volumes {
         let name = v.value.name.clone().unwrap_or_default();
         // LinuxKit's rule for volume names.
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-        {
+        if !ocispec::volume_name_syntax(&name) {
             errs.push(v.error(
                 &["name"],
                 format!("volume name {name:?} must be non-empty: lowercase letters, digits, '_' and '-'"),
