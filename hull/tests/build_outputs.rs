@@ -46,6 +46,27 @@ fn read_tar(path: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// Mode and contents of every entry.
+fn read_tar_modes(path: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {
+    let mut out = BTreeMap::new();
+    let mut a = tar::Archive::new(std::fs::File::open(path).unwrap());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e
+            .path()
+            .unwrap()
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_string();
+        let mode = e.header().mode().unwrap() & 0o7777;
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        out.insert(name, (mode, data));
+    }
+    out
+}
+
 fn json_at(files: &BTreeMap<String, Vec<u8>>, path: &str) -> Value {
     let data = files.get(path).unwrap_or_else(|| {
         panic!(
@@ -348,4 +369,35 @@ fn volumes_are_refused_by_build_with_their_position() {
         stderr.contains("v.yml:5:5: `volumes` are checked but not built yet"),
         "{stderr}"
     );
+}
+
+#[test]
+fn linuxkit_file_modes_and_rootfs_relative_runtime_mounts() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    package(dir, "kernel", &[("kernel", "K")], "");
+    package(dir, "init", &[("sbin/hull-init", "init")], "");
+    package(dir, "app", &[("bin/app", "#!/bin/sh\n")], "");
+    write(
+        &dir.join("img.yml"),
+        "kernel:\n  image: \"@pkg:pkgs/kernel\"\ninit:\n  - \"@pkg:pkgs/init\"\nservices:\n  - name: shell\n    image: \"@pkg:pkgs/app\"\n    command: [/bin/app]\n    runtime:\n      mounts:\n        - {type: overlay, source: overlay, destination: etc-rw, options: [lowerdir=/etc, upperdir=/run/o/up, workdir=/run/o/work]}\nfiles:\n  - path: var/lib/box\n    directory: true\n  - path: etc/secret\n    contents: s\n  - path: etc/described.yml\n    metadata: yaml\n  - path: etc/open\n    contents: o\n    mode: \"0644\"\n",
+    );
+    let (ok, stderr) = hull_build(dir, &["-f", "tar", "--dir", "out", "img.yml"]);
+    assert!(ok, "{stderr}");
+    let files = read_tar_modes(&dir.join("out/img.tar"));
+    // LinuxKit's defaults: a directory 0700, a file (also metadata) 0600.
+    assert_eq!(files["var/lib/box"].0, 0o700);
+    assert_eq!(files["etc/secret"], (0o600, b"s".to_vec()));
+    assert_eq!(files["etc/described.yml"].0, 0o600);
+    assert_eq!(files["etc/open"].0, 0o644);
+    // A relative runtime mount lands in the container's rootfs, whose mount
+    // point the build made; the overlay's directories are made first.
+    assert!(files.contains_key("containers/services/shell/rootfs/etc-rw"));
+    let r: Value =
+        serde_json::from_slice(&files["containers/services/shell/runtime.json"].1).unwrap();
+    assert_eq!(
+        r["mounts"][0]["destination"],
+        "/containers/services/shell/rootfs/etc-rw"
+    );
+    assert_eq!(r["mkdir"], json!(["/run/o/up", "/run/o/work"]));
 }

@@ -440,9 +440,10 @@ fn add_files(
     for f in files {
         let v = &f.value;
         let bad = |m: String| UsageError(f.error(&["path"], m).to_string());
+        // LinuxKit's defaults: 0600, a directory 0700 (metadata included).
         let mode = match v.mode.as_deref().and_then(check::parse_mode) {
             Some(m) => m,
-            None if v.directory => 0o755,
+            None if v.directory => 0o700,
             None => 0o600,
         };
         let path = v.path.clone().unwrap_or_default();
@@ -456,13 +457,7 @@ fn add_files(
         } else if v.metadata.is_some() {
             // LinuxKit writes the resolved YAML here; hull's resolved
             // description is image.json (JSON is valid YAML).
-            Entry::file(
-                metadata.to_vec(),
-                v.mode
-                    .as_deref()
-                    .and_then(check::parse_mode)
-                    .unwrap_or(0o644),
-            )
+            Entry::file(metadata.to_vec(), mode)
         } else if let Some(src) = &v.source {
             let p = match src.strip_prefix("~/") {
                 Some(rest) => std::env::var_os("HOME")
