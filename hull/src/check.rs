@@ -579,11 +579,12 @@ pub fn entry_problems(v: &ImageEntry) -> Vec<Problem> {
         }
     }
     if let Some(rt) = &v.runtime {
+        // As in LinuxKit's runner, a relative directory is inside the rootfs.
         for (i, d) in rt.mkdir.iter().flatten().enumerate() {
-            if !d.starts_with('/') {
+            if d.is_empty() || d.split('/').any(|p| p == "..") {
                 out.push(problem(
                     &["runtime", "mkdir", &i.to_string()],
-                    format!("{d:?} must be an absolute path"),
+                    format!("{d:?} is not a directory path (no `..`)"),
                 ));
             }
         }

@@ -333,16 +333,20 @@ fn infer_mount(m: &Mount) -> Result<(String, String, String, Vec<String>), Strin
     Ok((src, dest, kind, m.options.clone().unwrap_or_default()))
 }
 
-/// The relative `runtime.mounts` destinations of an entry: directories the
-/// build makes in the rootfs, which is read-only in the guest.
+/// The relative `runtime.mounts` destinations and `runtime.mkdir`
+/// directories of an entry: directories the build makes in the rootfs,
+/// which is read-only in the guest.
 pub fn runtime_rootfs_dirs(entry: &ImageEntry) -> Vec<String> {
-    let rt = entry.runtime.as_ref();
-    rt.and_then(|r| r.mounts.as_ref())
-        .into_iter()
+    let Some(rt) = entry.runtime.as_ref() else {
+        return Vec::new();
+    };
+    rt.mounts
+        .iter()
         .flatten()
         .filter_map(|m| complete_runtime_mount(m).ok())
         .map(|(_, dest, _, _)| dest)
-        .filter(|d| !d.starts_with('/'))
+        .chain(rt.mkdir.iter().flatten().cloned())
+        .filter(|d| !d.starts_with('/') && !d.is_empty())
         .collect()
 }
 
@@ -710,17 +714,20 @@ pub fn runtime_spec(
 pub fn runtime_json(entry: &ImageEntry, bundle: &str) -> RuntimeJson {
     let rt = entry.runtime.clone().unwrap_or_default();
     let d = RuntimeJson::default();
+    let in_rootfs = |p: String| {
+        if p.starts_with('/') {
+            p
+        } else {
+            format!("{}/rootfs/{p}", bundle.trim_end_matches('/'))
+        }
+    };
     let mounts: Vec<RuntimeMount> = rt
         .mounts
         .unwrap_or_default()
         .iter()
         .filter_map(|m| complete_runtime_mount(m).ok())
         .map(|(source, destination, kind, options)| RuntimeMount {
-            destination: if destination.starts_with('/') {
-                destination
-            } else {
-                format!("{}/rootfs/{destination}", bundle.trim_end_matches('/'))
-            },
+            destination: in_rootfs(destination),
             source,
             kind,
             options,
@@ -728,7 +735,12 @@ pub fn runtime_json(entry: &ImageEntry, bundle: &str) -> RuntimeJson {
         .collect();
     // An overlay needs its upper and work directories before it is mounted
     // (LinuxKit's runner makes them too); `mkdir` runs before the mounts.
-    let mut mkdir = rt.mkdir.unwrap_or_default();
+    let mut mkdir: Vec<String> = rt
+        .mkdir
+        .unwrap_or_default()
+        .into_iter()
+        .map(in_rootfs)
+        .collect();
     for m in &mounts {
         for o in &m.options {
             if let Some((k, dir)) = o.split_once('=') {
@@ -1108,16 +1120,24 @@ mod tests {
     }
 
     #[test]
-    fn a_relative_runtime_mount_lands_in_the_rootfs_and_an_overlay_gets_its_dirs() {
-        let e = entry("runtime:\n  mkdir: [/run/a]\n  mounts:\n    - type: overlay\n      source: overlay\n      destination: host-etc\n      options: [rw, lowerdir=/etc, upperdir=/run/up/u, workdir=/run/up/w]\n    - {type: tmpfs, destination: /run/t}\n");
+    fn a_relative_runtime_mounts_and_mkdirs_land_in_the_rootfs_and_an_overlay_gets_its_dirs() {
+        let e = entry("runtime:\n  mkdir: [/run/a, var/cache]\n  mounts:\n    - type: overlay\n      source: overlay\n      destination: host-etc\n      options: [rw, lowerdir=/etc, upperdir=/run/up/u, workdir=/run/up/w]\n    - {type: tmpfs, destination: /run/t}\n");
         let rt = runtime_json(&e, "/containers/services/shell");
         assert_eq!(
             rt.mounts[0].destination,
             "/containers/services/shell/rootfs/host-etc"
         );
         assert_eq!(rt.mounts[1].destination, "/run/t");
-        assert_eq!(rt.mkdir, ["/run/a", "/run/up/u", "/run/up/w"]);
-        assert_eq!(runtime_rootfs_dirs(&e), ["host-etc"]);
+        assert_eq!(
+            rt.mkdir,
+            [
+                "/run/a",
+                "/containers/services/shell/rootfs/var/cache",
+                "/run/up/u",
+                "/run/up/w"
+            ]
+        );
+        assert_eq!(runtime_rootfs_dirs(&e), ["host-etc", "var/cache"]);
         // In the OCI `mounts` a destination is still absolute.
         let m = crate::config::Mount {
             destination: Some("rel".into()),
