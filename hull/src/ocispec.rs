@@ -428,12 +428,22 @@ fn cap_list(list: Option<&Vec<String>>) -> Result<Vec<String>, String> {
 
 /// Where a container's mounts land inside its rootfs: the build creates
 /// them, because the guest's root (and so every rootfs) is read-only.
-pub fn mount_destinations(config: &Value) -> Vec<String> {
+/// Each comes with the source of a bind mount (`None` for other types), whose
+/// kind in the guest decides whether the mount point is a file or a directory.
+pub fn mount_destinations(config: &Value) -> Vec<(String, Option<String>)> {
     config["mounts"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|m| m["destination"].as_str().map(String::from))
+        .filter_map(|m| {
+            let dest = m["destination"].as_str()?.to_string();
+            let bind = m["type"] == "bind"
+                || m["options"]
+                    .as_array()
+                    .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"));
+            let src = m["source"].as_str().filter(|_| bind).map(String::from);
+            Some((dest, src))
+        })
         .collect()
 }
 
@@ -902,7 +912,11 @@ mod tests {
         // type and destination inferred from the source.
         assert_eq!(mount(&c, "/proc")["type"], "proc");
         assert_eq!(mount(&c, "/proc")["options"], json!([]));
-        assert!(mount_destinations(&c).contains(&"/hostroot".to_string()));
+        // Mount points to make, with the source of each bind.
+        let dests = mount_destinations(&c);
+        assert!(dests.contains(&("/hostroot".to_string(), Some("/".to_string()))));
+        assert!(dests.contains(&("/var".to_string(), Some("/var".to_string()))));
+        assert!(dests.contains(&("/tmp".to_string(), None)));
     }
 
     #[test]

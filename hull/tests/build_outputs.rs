@@ -372,7 +372,7 @@ fn volumes_are_refused_by_build_with_their_position() {
 }
 
 #[test]
-fn linuxkit_file_modes_and_rootfs_relative_runtime_mounts() {
+fn linuxkit_file_modes_mount_points_and_rootfs_relative_runtime_mounts() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
     package(dir, "kernel", &[("kernel", "K")], "");
@@ -380,7 +380,7 @@ fn linuxkit_file_modes_and_rootfs_relative_runtime_mounts() {
     package(dir, "app", &[("bin/app", "#!/bin/sh\n")], "");
     write(
         &dir.join("img.yml"),
-        "kernel:\n  image: \"@pkg:pkgs/kernel\"\ninit:\n  - \"@pkg:pkgs/init\"\nservices:\n  - name: shell\n    image: \"@pkg:pkgs/app\"\n    command: [/bin/app]\n    runtime:\n      mounts:\n        - {type: overlay, source: overlay, destination: etc-rw, options: [lowerdir=/etc, upperdir=/run/o/up, workdir=/run/o/work]}\nfiles:\n  - path: var/lib/box\n    directory: true\n  - path: etc/secret\n    contents: s\n  - path: etc/described.yml\n    metadata: yaml\n  - path: etc/open\n    contents: o\n    mode: \"0644\"\n",
+        "kernel:\n  image: \"@pkg:pkgs/kernel\"\ninit:\n  - \"@pkg:pkgs/init\"\nservices:\n  - name: shell\n    image: \"@pkg:pkgs/app\"\n    command: [/bin/app]\n    binds: [/etc/secret:/etc/secret, /etc/resolv.conf:/etc/resolv.conf, /var/lib/box:/box, /run/x:/run/x]\n    runtime:\n      mounts:\n        - {type: overlay, source: overlay, destination: etc-rw, options: [lowerdir=/etc, upperdir=/run/o/up, workdir=/run/o/work]}\nfiles:\n  - path: var/lib/box\n    directory: true\n  - path: etc/secret\n    contents: s\n  - path: etc/described.yml\n    metadata: yaml\n  - path: etc/open\n    contents: o\n    mode: \"0644\"\n",
     );
     let (ok, stderr) = hull_build(dir, &["-f", "tar", "--dir", "out", "img.yml"]);
     assert!(ok, "{stderr}");
@@ -400,4 +400,23 @@ fn linuxkit_file_modes_and_rootfs_relative_runtime_mounts() {
         "/containers/services/shell/rootfs/etc-rw"
     );
     assert_eq!(r["mkdir"], json!(["/run/o/up", "/run/o/work"]));
+    // Mount points of binds: a file for a file of the `files` section and for
+    // /etc/resolv.conf (a link out of the tree), a directory for a directory
+    // and for a path made at run time.
+    let rootfs = "containers/services/shell/rootfs";
+    assert_eq!(files[&format!("{rootfs}/etc/secret")], (0o644, Vec::new()));
+    assert_eq!(files[&format!("{rootfs}/etc/resolv.conf")].1, b"");
+    let kind = |p: &str| {
+        let mut a = tar::Archive::new(std::fs::File::open(dir.join("out/img.tar")).unwrap());
+        a.entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().to_string_lossy().trim_end_matches('/') == p)
+            .map(|e| e.header().entry_type())
+            .unwrap()
+    };
+    assert!(kind(&format!("{rootfs}/etc/secret")).is_file());
+    assert!(kind(&format!("{rootfs}/etc/resolv.conf")).is_file());
+    assert!(kind(&format!("{rootfs}/box")).is_dir());
+    assert!(kind(&format!("{rootfs}/run/x")).is_dir());
 }

@@ -264,8 +264,16 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
             let image = entry.value.image.clone().unwrap_or_default();
             let resolved = resolver.resolve(&entry.pos_of(&["image"]), &image)?;
             let bundle = bundle_path(section, i, name);
-            add_container(&mut root, section, &bundle, &entry.value, resolved, &ids)
-                .map_err(|e| UsageError(format!("{}: {e}", entry.pos())))?;
+            add_container(
+                &mut root,
+                &cfg.files,
+                section,
+                &bundle,
+                &entry.value,
+                resolved,
+                &ids,
+            )
+            .map_err(|e| UsageError(format!("{}: {e}", entry.pos())))?;
             let r = ContainerRef {
                 name: name.to_string(),
                 bundle,
@@ -393,6 +401,7 @@ fn cached_name(
 
 fn add_container(
     root: &mut Tree,
+    files: &[Located<config::FileEntry>],
     section: &str,
     bundle: &str,
     entry: &ImageEntry,
@@ -407,12 +416,28 @@ fn add_container(
     let spec = ocispec::runtime_spec(name, section, &merged, &resolved.config, ids)?;
     let runtime = ocispec::runtime_json(&merged, bundle);
     let mut rootfs = resolved.rootfs;
-    // The rootfs is read-only in the guest: every mount point must exist now.
+    // The rootfs is read-only in the guest: every mount point must exist now,
+    // and a file bound in needs a file to land on (runc would make one).
     let mut dests = ocispec::mount_destinations(&spec);
-    dests.extend(ocispec::runtime_rootfs_dirs(&merged));
-    for dest in dests {
-        if !rootfs.contains(&dest) {
-            rootfs.mkdir_all(&dest, 0o755)?;
+    dests.extend(
+        ocispec::runtime_rootfs_dirs(&merged)
+            .into_iter()
+            .map(|d| (d, None)),
+    );
+    for (dest, bind_source) in dests {
+        if rootfs.contains(&dest) {
+            continue;
+        }
+        let is_file = bind_source.is_some_and(|s| guest_path_is_file(root, files, &s));
+        match Path::new(dest.trim_end_matches('/')).parent() {
+            Some(parent) if is_file => {
+                let parent = parent.to_string_lossy();
+                if !parent.trim_matches('/').is_empty() && !rootfs.contains(parent.as_ref()) {
+                    rootfs.mkdir_all(parent.as_ref(), 0o755)?;
+                }
+                rootfs.insert(dest.trim_matches('/'), Entry::file(Vec::new(), 0o644))?;
+            }
+            _ => rootfs.mkdir_all(&dest, 0o755)?,
         }
     }
     let b = bundle.trim_start_matches('/');
@@ -427,6 +452,38 @@ fn add_container(
         Entry::file(serde_json::to_vec_pretty(&runtime)?, 0o644),
     )?;
     Ok(())
+}
+
+/// Whether `path` in the guest's root is a file, as far as the build knows:
+/// the root assembled so far (init images) and the `files` section tell; a
+/// symlink is followed inside the tree, and one leading out of it (such as
+/// /etc/resolv.conf into /run) is taken for a file; a path made only at run
+/// time (under /run, /var, ...) for a directory.
+fn guest_path_is_file(root: &Tree, files: &[Located<config::FileEntry>], path: &str) -> bool {
+    let mut p = PathBuf::from(path.trim_matches('/'));
+    for hop in 0..16 {
+        let key = p.to_string_lossy().to_string();
+        if let Some(f) = files
+            .iter()
+            .rev()
+            .find(|f| f.value.path.as_deref().map(|x| x.trim_matches('/')) == Some(key.as_str()))
+        {
+            return !f.value.directory;
+        }
+        match root.get(&key).map(|e| &e.kind) {
+            Some(Kind::File(_)) | Some(Kind::Hardlink(_)) => return true,
+            Some(Kind::Dir) => return false,
+            Some(Kind::Symlink(t)) => {
+                p = if t.is_absolute() {
+                    t.strip_prefix("/").unwrap_or(t).to_path_buf()
+                } else {
+                    p.parent().unwrap_or(Path::new("")).join(t)
+                };
+            }
+            None => return hop > 0,
+        }
+    }
+    false
 }
 
 /// The `files` section. Values were checked by `check`; what is left to
