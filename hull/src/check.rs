@@ -746,7 +746,8 @@ fn check_package_config(build_yml: &Path, errs: &mut ConfigErrors) {
     let Ok(text) = std::fs::read_to_string(build_yml) else {
         return;
     };
-    let Ok(node) = marked_yaml::parse_yaml(0, &text) else {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let Ok(node) = marked_yaml::parse_yaml(0, text) else {
         return;
     };
     let Some(label) = node.as_mapping().and_then(|m| m.get("config")) else {

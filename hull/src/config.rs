@@ -751,6 +751,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
 /// returned too (entries without their bad keys), so that the checks across
 /// entries can still run and report their findings in the same run.
 pub fn parse_partial(path: &Path, text: &str) -> (Config, ConfigErrors) {
+    // A byte-order mark (some Windows editors write one) is not content; the
+    // YAML parser would read it as part of the first key.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut errs = ConfigErrors::default();
     let file = path.to_path_buf();
     let at = |line: usize, col: usize| Pos {
@@ -1032,6 +1035,18 @@ pub fn parse_label(text: &str) -> Result<ImageEntry, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_key() {
+        let c = p("\u{feff}kernel:\n  image: k\nservices:\n  - name: a\n    image: b\n").unwrap();
+        assert_eq!(c.services.len(), 1);
+        // Positions stay those an editor shows.
+        let e = errors("\u{feff}kernel:\n  imag: k\n");
+        assert!(
+            e[0].starts_with("t.yml:2:3: unknown key \"imag\""),
+            "{e:#?}"
+        );
+    }
 
     #[test]
     fn linuxkits_old_outputs_key_gets_its_own_message() {

@@ -106,7 +106,8 @@ impl ImageMap {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigErrors(vec![at(0, 0, format!("cannot read: {e}"))]))?;
-        let node = marked_yaml::parse_yaml(0, &text).map_err(|e| {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let node = marked_yaml::parse_yaml(0, text).map_err(|e| {
             ConfigErrors(vec![at(
                 0,
                 0,
