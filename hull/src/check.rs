@@ -747,7 +747,7 @@ fn check_package_config(build_yml: &Path, errs: &mut ConfigErrors) {
         return;
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let Ok(node) = marked_yaml::parse_yaml(0, text) else {
+    let Ok(node) = crate::yaml_load::load(text) else {
         return;
     };
     let Some(label) = node.as_mapping().and_then(|m| m.get("config")) else {

@@ -15,7 +15,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use marked_yaml::types::MarkedMappingNode;
-use marked_yaml::{LoaderOptions, Node};
+use marked_yaml::Node;
 use serde::{Deserialize, Serialize};
 
 /// One mistake in an input file.
@@ -761,11 +761,10 @@ pub fn parse_partial(path: &Path, text: &str) -> (Config, ConfigErrors) {
         line,
         col,
     };
-    let options = LoaderOptions::default().error_on_duplicate_keys(true);
-    let node = match marked_yaml::parse_yaml_with_options(0, text, options) {
+    let node = match crate::yaml_load::load(text) {
         Ok(n) => n,
-        Err(e) => {
-            errs.push(load_error(path, &e));
+        Err((mark, message)) => {
+            errs.push(marker_pos(path, mark.as_ref()).error(message));
             return (Config::default(), errs);
         }
     };
@@ -801,55 +800,6 @@ pub fn parse_partial(path: &Path, text: &str) -> (Config, ConfigErrors) {
     (config, errs)
 }
 
-fn load_error(path: &Path, e: &marked_yaml::LoadError) -> ConfigError {
-    use marked_yaml::LoadError as L;
-    let (mark, message) = match e {
-        L::TopLevelMustBeMapping(m) => (
-            Some(*m),
-            "the description must be a mapping (kernel:, init:, ...)".to_string(),
-        ),
-        L::TopLevelMustBeSequence(m) => (Some(*m), "expected a sequence".to_string()),
-        L::UnexpectedAnchor(m) => (
-            Some(*m),
-            "YAML anchors and aliases (&, *) are not supported".to_string(),
-        ),
-        L::MappingKeyMustBeScalar(m) => (Some(*m), "a mapping key must be a plain value".into()),
-        L::UnexpectedTag(m) => (Some(*m), "YAML tags (!tag) are not supported".to_string()),
-        L::ScanError(m, s) => (Some(*m), format!("not valid YAML: {s}")),
-        L::DuplicateKey(d) => {
-            let first = marker_pos(path, d.prev_key.span().start());
-            (
-                d.key.span().start().copied(),
-                format!(
-                    "key {:?} is written twice in this mapping (first at line {})",
-                    d.key.as_str(),
-                    first.line
-                ),
-            )
-        }
-    };
-    marker_pos(path, mark.as_ref()).error(message)
-}
-
-/// Removes every mapping key whose value is a plain `~` or `null`: a null
-/// value means the key is not set (as a nil pointer in LinuxKit's Go
-/// structs), also in a label written by hand. An empty value already reads
-/// as not set; a quoted "null" stays a string.
-fn drop_nulls(node: &mut Node) {
-    match node {
-        Node::Mapping(m) => {
-            m.retain(|_, v| {
-                !matches!(v, Node::Scalar(s) if s.may_coerce() && (s.as_str() == "~" || s.as_str() == "null"))
-            });
-            for (_, v) in m.iter_mut() {
-                drop_nulls(v);
-            }
-        }
-        Node::Sequence(s) => s.iter_mut().for_each(drop_nulls),
-        Node::Scalar(_) => {}
-    }
-}
-
 /// A sequence value (an absent or null value is an empty list).
 fn list<T: serde::de::DeserializeOwned>(
     path: &Path,
@@ -877,7 +827,6 @@ pub fn item<T: serde::de::DeserializeOwned>(
     errs: &mut ConfigErrors,
 ) -> Option<Located<T>> {
     let mut work = node.clone();
-    drop_nulls(&mut work);
     // Each round removes one key, so this ends; the cap guards against a
     // removal that makes no progress.
     for _ in 0..256 {
@@ -1020,8 +969,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// Parses an image's `org.mobyproject.config` label (JSON, which is YAML)
 /// with the same types and the same strictness as the YAML.
 pub fn parse_label(text: &str) -> Result<ImageEntry, String> {
-    let mut node = marked_yaml::parse_yaml(0, text).map_err(|e| e.to_string())?;
-    drop_nulls(&mut node);
+    let node = crate::yaml_load::load(text).map_err(|(_, m)| m)?;
     let entry: ImageEntry = marked_yaml::from_node(&node).map_err(|e| serde_message(&e))?;
     if entry.name.is_some() {
         return Err("a label cannot set `name`".into());

@@ -10,6 +10,7 @@ mod image_map;
 mod images;
 mod ocispec;
 mod pkg;
+mod yaml_load;
 
 use clap::{Parser, Subcommand};
 
