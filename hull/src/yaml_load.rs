@@ -86,7 +86,7 @@ enum Frame {
     Mapping {
         start: Marker,
         anchor: usize,
-        map: MarkedMappingNode,
+        map: Box<MarkedMappingNode>,
         key: Option<MarkedScalarNode>,
         /// `<<` values, applied at the end: explicit keys win over them.
         merges: Vec<(Marker, Node)>,
@@ -104,6 +104,19 @@ struct AliasLoader {
     anchors: HashMap<usize, Node>,
     done: Option<Node>,
     failure: Option<Failure>,
+    /// Nodes copied by aliases so far: nested aliases can multiply a small
+    /// file into billions of nodes ("billion laughs"); past a bound, stop.
+    copied: usize,
+}
+
+const MAX_COPIED_NODES: usize = 100_000;
+
+fn size(n: &Node) -> usize {
+    match n {
+        Node::Scalar(_) => 1,
+        Node::Sequence(s) => 1 + s.iter().map(size).sum::<usize>(),
+        Node::Mapping(m) => 1 + m.values().map(size).sum::<usize>(),
+    }
 }
 
 fn marker(m: YamlMarker) -> Marker {
@@ -191,7 +204,7 @@ impl MarkedEventReceiver for AliasLoader {
             Event::MappingStart(anchor, _) => self.stack.push(Frame::Mapping {
                 start: at,
                 anchor,
-                map: MarkedMappingNode::new_empty(Span::new_start(at)),
+                map: Box::new(MarkedMappingNode::new_empty(Span::new_start(at))),
                 key: None,
                 merges: Vec::new(),
             }),
@@ -209,7 +222,7 @@ impl MarkedEventReceiver for AliasLoader {
                     ..
                 }) = self.stack.pop()
                 {
-                    let mut node = map;
+                    let mut node = *map;
                     node.span_mut().set_end(Some(at));
                     // `<<: *base` (or a list of them): the keys not written here.
                     for (m_at, m) in merges {
@@ -253,7 +266,14 @@ impl MarkedEventReceiver for AliasLoader {
                 self.emit(Node::Scalar(s), anchor, at);
             }
             Event::Alias(id) => match self.anchors.get(&id).cloned() {
-                Some(node) => self.emit(node, 0, at),
+                Some(node) => {
+                    self.copied += size(&node);
+                    if self.copied > MAX_COPIED_NODES {
+                        self.fail(at, "aliases expand to too many values");
+                        return;
+                    }
+                    self.emit(node, 0, at)
+                }
                 None => self.fail(at, "an alias (*name) names no anchor (&name) before it"),
             },
             Event::StreamStart
@@ -320,5 +340,14 @@ mod tests {
             .2
             .contains("merges only mappings"));
         assert!(at("&x [1]\n").2.contains("must be a mapping"));
+        // Nested aliases that would multiply into billions of values.
+        let mut bomb = String::from("a: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let prev = i - 1;
+            bomb.push_str(&format!(
+                "a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"
+            ));
+        }
+        assert!(at(&bomb).2.contains("too many values"));
     }
 }
