@@ -439,7 +439,9 @@ pub fn entry_problems(v: &ImageEntry) -> Vec<Problem> {
         let list = list.as_deref().unwrap_or_default();
         for (i, c) in list.iter().enumerate() {
             let word = c.to_ascii_lowercase();
-            if (word == "all" || word == "none") && key != "capabilities.add" {
+            // A lone `all` may also be added (it then stands for every
+            // capability); adding `none` means nothing.
+            if word == "all" || (word == "none" && key != "capabilities.add") {
                 if list.len() > 1 {
                     out.push(problem(
                         &[key, &i.to_string()],

@@ -132,8 +132,11 @@ pub fn merge_label(
             let lone = |w: &str| {
                 list.len() == 1 && list[0].as_str().is_some_and(|s| s.eq_ignore_ascii_case(w))
             };
-            if plain == "capabilities" && lone("all") {
-                out.insert(plain.into(), Value::Array(list));
+            let adds_all = extra
+                .iter()
+                .any(|x| x.as_str().is_some_and(|s| s.eq_ignore_ascii_case("all")));
+            if plain == "capabilities" && (lone("all") || adds_all) {
+                out.insert(plain.into(), json!(["all"]));
                 continue;
             }
             if plain == "capabilities" && lone("none") {
@@ -1073,6 +1076,11 @@ mod tests {
         assert_eq!(all.capabilities.unwrap(), ["all"]);
         let none = merge_label("s", Some(r#"{"capabilities":["none"]}"#), &add).unwrap();
         assert_eq!(none.capabilities.unwrap(), ["CAP_NET_RAW"]);
+        // Adding `all` gives all, whatever the label had.
+        let add_all = entry("capabilities.add: [all]\n");
+        let some = merge_label("s", Some(r#"{"capabilities":["CAP_KILL"]}"#), &add_all).unwrap();
+        assert_eq!(some.capabilities.unwrap(), ["all"]);
+        assert!(check::entry_problems(&add_all).is_empty());
         // Without a label, capabilities.add alone is the list (LinuxKit).
         let only = merge_label("s", None, &entry("capabilities.add: [CAP_KILL]\n")).unwrap();
         assert_eq!(only.capabilities.unwrap(), ["CAP_KILL"]);
