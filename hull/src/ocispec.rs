@@ -1142,7 +1142,7 @@ mod tests {
     }
 
     #[test]
-    fn a_relative_runtime_mounts_and_mkdirs_land_in_the_rootfs_and_an_overlay_gets_its_dirs() {
+    fn relative_runtime_mounts_and_mkdirs_land_in_the_rootfs_and_an_overlay_gets_its_dirs() {
         let e = entry("runtime:\n  mkdir: [/run/a, var/cache]\n  mounts:\n    - type: overlay\n      source: overlay\n      destination: host-etc\n      options: [rw, lowerdir=/etc, upperdir=/run/up/u, workdir=/run/up/w]\n    - {type: tmpfs, destination: /run/t}\n");
         let rt = runtime_json(&e, "/containers/services/shell");
         assert_eq!(
