@@ -480,10 +480,48 @@ fn guest_path_is_file(root: &Tree, files: &[Located<config::FileEntry>], path: &
                     p.parent().unwrap_or(Path::new("")).join(t)
                 };
             }
-            None => return hop > 0,
+            None => return hop > 0 || is_device_path(&p),
         }
     }
     false
+}
+
+/// Whether a path the build cannot see names a device node: devtmpfs is
+/// filled at boot, so anything under /dev except its usual subdirectories
+/// (`/dev/kmsg`, `/dev/net/tun`, `/dev/fuse`, ...) is taken for a file.
+fn is_device_path(path: &Path) -> bool {
+    const DEV_DIRS: &[&str] = &[
+        "pts",
+        "shm",
+        "mqueue",
+        "input",
+        "disk",
+        "by-id",
+        "by-uuid",
+        "by-label",
+        "by-path",
+        "by-partuuid",
+        "mapper",
+        "net",
+        "hugepages",
+        "block",
+        "char",
+        "bus",
+        "usb",
+        "cpu",
+        "dri",
+        "snd",
+        "vfio",
+        "virtio-ports",
+        "fd",
+        "hull-notify",
+    ];
+    let path = path.strip_prefix("/").unwrap_or(path);
+    path.starts_with("dev")
+        && path != Path::new("dev")
+        && path
+            .file_name()
+            .is_some_and(|n| !DEV_DIRS.contains(&n.to_string_lossy().as_ref()))
 }
 
 /// The `files` section. Values were checked by `check`; what is left to
@@ -558,4 +596,26 @@ fn add_files(
         root.insert(path, entry)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod device_path_tests {
+    use super::*;
+
+    #[test]
+    fn device_nodes_are_files_and_dev_subdirectories_are_not() {
+        let root = Tree::new();
+        for dev in ["/dev/kmsg", "/dev/net/tun", "/dev/fuse", "/dev/console"] {
+            assert!(guest_path_is_file(&root, &[], dev), "{dev}");
+        }
+        for dir in [
+            "/dev",
+            "/dev/net",
+            "/dev/pts",
+            "/dev/disk/by-id",
+            "/var/run",
+        ] {
+            assert!(!guest_path_is_file(&root, &[], dir), "{dir}");
+        }
+    }
 }
