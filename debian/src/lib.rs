@@ -5,11 +5,15 @@
 //! and verifies a `.deb`, and [`unpack_deb`] puts its data into a
 //! [`fstree::Tree`] without running any maintainer script.
 //!
-//! Trust: every `Packages.xz` is checked against the SHA256 in `Release`, and every
-//! `.deb` against the SHA256 in `Packages`. The `Release` file itself is NOT yet
-//! verified against the archive's OpenPGP key (see [`Archive::release_signature_verified`]).
+//! Trust: the suite's `InRelease` (or `Release` + `Release.gpg`) must carry a
+//! good OpenPGP signature by a key of the archive keyring ([`Keyring::debian`]
+//! unless told otherwise), every `Packages.xz` is checked against the SHA256 in
+//! that signed `Release`, and every `.deb` against the SHA256 in `Packages`. An
+//! index that cannot be verified is refused unless the caller allows it
+//! explicitly ([`Archive::allow_unsigned`]).
 
 mod index;
+mod signature;
 mod version;
 
 use std::fs::{self, File};
@@ -21,6 +25,7 @@ use fstree::{Tree, TreeError};
 use sha2::{Digest, Sha256};
 
 pub use index::{parse_depends, DebPackage, Dep, DepGroup, Index};
+pub use signature::{Keyring, SignatureError};
 pub use version::compare_versions;
 
 use index::ClosureError;
@@ -47,6 +52,11 @@ pub enum DebianError {
         path: PathBuf,
         #[source]
         source: io::Error,
+    },
+    #[error("{source}; refusing an index that cannot be verified (allow-unsigned: true in build.yml accepts it)")]
+    Signature {
+        #[source]
+        source: SignatureError,
     },
     #[error("parsing Release file {url}: {reason}")]
     ParseRelease { url: String, reason: String },
@@ -152,6 +162,9 @@ pub struct Archive {
     progress: Option<Progress>,
     agent: ureq::Agent,
     index: Option<Index>,
+    keyring: Keyring,
+    allow_unsigned: bool,
+    verified: bool,
 }
 
 impl std::fmt::Debug for Archive {
@@ -190,6 +203,9 @@ impl Archive {
             progress: None,
             agent: config.into(),
             index: None,
+            keyring: Keyring::debian(),
+            allow_unsigned: false,
+            verified: false,
         }
     }
 
@@ -232,12 +248,23 @@ impl Archive {
         &self.mirror
     }
 
-    /// Whether the `Release` file's OpenPGP signature was checked. Always `false` for now.
-    // TODO(issue 5): fetch InRelease (or Release + Release.gpg) and verify it against the
-    // Debian archive keyring before trusting the SHA256 list it carries; until then a
-    // hostile mirror or network can serve any package it likes.
+    /// The keys the `Release` file must be signed with (default [`Keyring::debian`]).
+    pub fn set_keyring(&mut self, keyring: Keyring) {
+        self.keyring = keyring;
+        self.index = None;
+    }
+
+    /// Accept a `Release` file without a good signature (with a warning through the
+    /// progress output). Off by default: then anyone between the mirror and us could
+    /// serve any package they like.
+    pub fn allow_unsigned(&mut self, allow: bool) {
+        self.allow_unsigned = allow;
+    }
+
+    /// Whether the loaded index came from a `Release` file whose OpenPGP signature
+    /// verified against the keyring.
     pub fn release_signature_verified(&self) -> bool {
-        false
+        self.index.is_some() && self.verified
     }
 
     fn say(&self, msg: &str) {
@@ -273,25 +300,27 @@ impl Archive {
         format!("{}/dists/{}/{}", self.mirror, self.suite, rel)
     }
 
-    /// Downloads (or reuses from cache) `dists/SUITE/Release` and each component's
-    /// `binary-ARCH/Packages.xz`, verifies each `Packages.xz` against the SHA256 in
-    /// `Release` (also when it comes from the cache), and parses them.
+    /// Downloads (or reuses from cache) `dists/SUITE/InRelease` (else `Release` and
+    /// `Release.gpg`), verifies its signature (also when it comes from the cache),
+    /// then each component's `binary-ARCH/Packages.xz` against the SHA256 in it, and
+    /// parses them. Nothing unverified is written to the cache.
     pub fn load_index(&mut self) -> Result<(), DebianError> {
         let dir = self.index_dir();
-        let release_path = dir.join("Release");
-        let release_url = self.dists_url("Release");
-        let fresh = !self.force_refresh && is_younger_than(&release_path, self.max_age);
+        let release_url = self.dists_url("InRelease");
+        let cached = dir.join("InRelease");
+        let fresh = !self.force_refresh && is_younger_than(&cached, self.max_age);
         let mut from_cache = fresh;
-        let mut release = if fresh {
+        let (mut release, mut verified) = if fresh {
             self.say(&format!("using cached {release_url}"));
-            read_file(&release_path)?
+            self.verified_release(&read_file(&cached)?, None, &release_url)?
         } else {
-            self.download_release(&release_url, &release_path)?
+            self.download_release(&dir)?
         };
         loop {
-            match self.load_packages(&dir, &release, &release_url) {
+            match self.load_packages(&dir, release.as_bytes(), &release_url) {
                 Ok(index) => {
                     self.index = Some(index);
+                    self.verified = verified;
                     self.force_refresh = false;
                     return Ok(());
                 }
@@ -300,18 +329,84 @@ impl Archive {
                     if from_cache =>
                 {
                     from_cache = false;
-                    release = self.download_release(&release_url, &release_path)?;
+                    (release, verified) = self.download_release(&dir)?;
                 }
                 Err(e) => return Err(e),
             }
         }
     }
 
-    fn download_release(&self, url: &str, path: &Path) -> Result<Vec<u8>, DebianError> {
+    /// Downloads `InRelease` (or, where a mirror has none, `Release` +
+    /// `Release.gpg`), verifies it and caches it as `InRelease` / `Release`.
+    /// Returns the Release text and whether its signature verified.
+    fn download_release(&self, dir: &Path) -> Result<(String, bool), DebianError> {
+        let url = self.dists_url("InRelease");
         self.say(&format!("downloading {url}"));
-        let data = self.get_bytes(url)?;
-        write_atomically(path, &data)?;
-        Ok(data)
+        match self.get_bytes(&url) {
+            Ok(data) => {
+                let out = self.verified_release(&data, None, &url)?;
+                write_atomically(&dir.join("InRelease"), &data)?;
+                Ok(out)
+            }
+            Err(DebianError::Http { source, .. })
+                if matches!(*source, ureq::Error::StatusCode(404)) =>
+            {
+                let url = self.dists_url("Release");
+                self.say(&format!("no InRelease; downloading {url} and Release.gpg"));
+                let data = self.get_bytes(&url)?;
+                let sig = self.get_bytes(&self.dists_url("Release.gpg")).ok();
+                let out = self.verified_release(&data, Some(sig.as_deref()), &url)?;
+                // Kept for inspection only: load_index always starts from InRelease.
+                write_atomically(&dir.join("Release"), &data)?;
+                Ok(out)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Checks a clear-signed InRelease (`detached` None) or a Release with its
+    /// detached signature (`Some(None)`: the mirror has none) and returns the
+    /// text to trust. Unverifiable input is an error unless unsigned input is allowed.
+    fn verified_release(
+        &self,
+        data: &[u8],
+        detached: Option<Option<&[u8]>>,
+        url: &str,
+    ) -> Result<(String, bool), DebianError> {
+        let text = String::from_utf8_lossy(data);
+        let result = match detached {
+            None => self.keyring.verify_clearsigned(url, &text),
+            Some(Some(sig)) => self
+                .keyring
+                .verify_detached(url, data, sig)
+                .map(|()| text.to_string()),
+            Some(None) => Err(SignatureError::NotSigned {
+                what: format!("{url} (no Release.gpg)"),
+                keyring: "any keyring".into(),
+            }),
+        };
+        match result {
+            Ok(t) => Ok((t, true)),
+            Err(source) if self.allow_unsigned => {
+                self.say(&format!(
+                    "WARNING: {source}; using it unverified (allow-unsigned)"
+                ));
+                let body = match detached {
+                    // Take the text out of the clear-signed frame without trusting it.
+                    None => text
+                        .split_once("\n\n")
+                        .map(|(_, rest)| rest)
+                        .unwrap_or(&text)
+                        .split("-----BEGIN PGP SIGNATURE-----")
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                    Some(_) => text.to_string(),
+                };
+                Ok((body, false))
+            }
+            Err(source) => Err(DebianError::Signature { source }),
+        }
     }
 
     fn load_packages(
@@ -781,6 +876,7 @@ mod tests {
             &test_cache(),
         );
         a.load_index().unwrap();
+        assert!(a.release_signature_verified());
         let pkgs = a.resolve(&["busybox-static".to_string()], true).unwrap();
         assert!(pkgs.iter().any(|p| p.name == "busybox-static"), "{pkgs:?}");
         let mut tree = Tree::new();
@@ -791,6 +887,16 @@ mod tests {
         assert!(tree.contains("bin/busybox"));
         // A second load reuses the cache and still verifies it.
         a.load_index().unwrap();
+        assert!(a.release_signature_verified());
+        // Signed by a key that is not in the keyring: refused, unless allowed.
+        let other = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/debian-archive-trixie-stable.gpg");
+        a.set_keyring(Keyring::from_file(&other).unwrap());
+        let e = a.load_index().unwrap_err().to_string();
+        assert!(e.contains("no signature made by a key of"), "{e}");
+        a.allow_unsigned(true);
+        a.load_index().unwrap();
+        assert!(!a.release_signature_verified());
     }
 
     /// Needs the network; prints what the kernel packages contain.
