@@ -4,7 +4,7 @@
 //! (static musl), and files from the folder. The tag hashes everything the
 //! build reads, so an unchanged package is never rebuilt.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,8 +15,11 @@ use sha2::{Digest, Sha256};
 
 use crate::cache::Cache;
 
+mod lock;
+pub use lock::{LockFile, LockedDeb, LockedSource, LOCK_FILE};
+
 /// Bumped when the way packages are built changes, so old builds are not reused.
-const BUILDER_VERSION: &str = "hull-pkg-1";
+const BUILDER_VERSION: &str = "hull-pkg-2";
 const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 const DEFAULT_SUITE: &str = "bookworm";
 
@@ -48,12 +51,39 @@ pub enum PkgError {
     Build { package: String, message: String },
     #[error(transparent)]
     Cache(#[from] crate::cache::CacheError),
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
+    #[error("{package} ({arch}): {LOCK_FILE} is out of date and --locked forbids changing it: {}", changes.join("; "))]
+    Locked {
+        package: String,
+        arch: String,
+        changes: Vec<String>,
+    },
     #[error("{package}: {source}")]
     Tree {
         package: String,
         #[source]
         source: fstree::TreeError,
     },
+}
+
+impl PkgError {
+    /// The package itself is wrong (a name the archive does not have, a
+    /// dependency nothing provides): exit code 2, not a failed operation.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            PkgError::NotAPackage(_)
+                | PkgError::Yaml(_)
+                | PkgError::Arch { .. }
+                | PkgError::Debian {
+                    source: debian::DebianError::NoSuchPackage { .. }
+                        | debian::DebianError::Unsatisfiable { .. }
+                        | debian::DebianError::UnknownArch(_),
+                    ..
+                }
+        )
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +125,13 @@ pub struct Source {
     /// modules) and `/config`, following the metapackage to the real kernel.
     #[serde(default)]
     pub kernel: bool,
+    /// A keyring file (relative to the package) the suite's Release must be
+    /// signed with, instead of the Debian archive keyring built into hull.
+    #[serde(default)]
+    pub keyring: Option<String>,
+    /// Accept an index whose signature cannot be verified (with a warning).
+    #[serde(default, rename = "allow-unsigned")]
+    pub allow_unsigned: bool,
     /// Path of a busybox binary in the result whose applets get symlinks.
     #[serde(default, rename = "busybox-links")]
     pub busybox_links: Option<String>,
@@ -121,6 +158,31 @@ pub struct CargoSource {
 pub struct Package {
     pub dir: PathBuf,
     pub yml: BuildYml,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Build even when the cache has the tag.
+    pub force: bool,
+    /// Fail instead of updating `build.lock` when the archive moved on.
+    pub locked: bool,
+}
+
+/// What [`Package::update_lock`] does with differences: a build warns (or
+/// fails when `locked`), `hull pkg lock` collects them.
+enum LockMode<'a> {
+    Build { locked: bool },
+    Rewrite(&'a mut Vec<String>),
+}
+
+/// The result of [`Package::build_with`].
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub name: String,
+    /// The manifest digest in the cache.
+    pub digest: String,
+    /// Built now (false: the cache had it).
+    pub fresh: bool,
 }
 
 /// `linux/amd64` style names used by Debian and OCI for a hull arch.
@@ -284,21 +346,82 @@ impl Package {
     /// Builds the package for `arch` unless the cache has this tag already.
     /// Returns the image name.
     pub fn build(&self, cache: &Cache, arch: &str, force: bool) -> Result<String, PkgError> {
+        let opts = BuildOptions {
+            force,
+            locked: false,
+        };
+        self.build_with(cache, arch, &opts).map(|b| b.name)
+    }
+
+    /// Builds the package for `arch` unless the cache has this tag already
+    /// (or `force`). Before a build, the Debian sources of every arch of the
+    /// package are resolved and compared with `build.lock`: where the archive
+    /// serves other versions the lock is updated with a warning (an error with
+    /// `locked`), and the image is tagged after the updated lock (which may
+    /// then turn out to be cached already).
+    pub fn build_with(
+        &self,
+        cache: &Cache,
+        arch: &str,
+        opts: &BuildOptions,
+    ) -> Result<Built, PkgError> {
         self.check_arch(arch)?;
-        let tag = self.tag()?;
-        let name = self.name(&tag);
-        if !force && cache.lookup(&name, arch)?.is_some() {
-            return Ok(name);
+        let mut name = self.name(&self.tag()?);
+        let cached = |name: &String| -> Result<Option<Built>, PkgError> {
+            Ok(cache.lookup(name, arch)?.map(|digest| Built {
+                name: name.clone(),
+                digest,
+                fresh: false,
+            }))
+        };
+        if !opts.force {
+            if let Some(b) = cached(&name)? {
+                return Ok(b);
+            }
+        }
+        let mut resolved = Vec::new();
+        if self.yml.sources.iter().any(|s| s.debian.is_some()) {
+            let mut arches: Vec<&str> = self
+                .yml
+                .arches
+                .iter()
+                .filter_map(|a| normalize_arch(a))
+                .collect();
+            if !arches.contains(&arch) {
+                arches.push(arch);
+            }
+            let mut all = self.update_lock(
+                cache,
+                &arches,
+                LockMode::Build {
+                    locked: opts.locked,
+                },
+            )?;
+            resolved = all.remove(arch).unwrap_or_default();
+            let now = self.name(&self.tag()?);
+            if now != name {
+                name = now;
+                if !opts.force {
+                    if let Some(b) = cached(&name)? {
+                        return Ok(b);
+                    }
+                }
+            }
         }
         eprintln!(
             "hull: building package {} for {arch} ({name})",
             self.dir.display()
         );
+        let mut resolved = resolved.into_iter();
         let mut tree = Tree::new();
         for source in &self.yml.sources {
             match (&source.debian, &source.cargo, &source.files) {
-                (Some(names), None, None) => {
-                    self.add_debian(cache, source, names, arch, &mut tree)?
+                (Some(_), None, None) => {
+                    let (archive, debs) = resolved.next().ok_or_else(|| PkgError::Build {
+                        package: self.yml.image.clone(),
+                        message: "internal: a debian source was not resolved".into(),
+                    })?;
+                    self.add_debian(&archive, &debs, source, &mut tree)?;
                 }
                 (None, Some(c), None) => self.add_cargo(c, arch, &mut tree)?,
                 (None, None, Some(folder)) => {
@@ -329,36 +452,122 @@ impl Package {
                 serde_json::Value::String(serde_json::to_string(cfg).unwrap_or_default()),
             );
         }
-        cache.write_image(&name, arch, &tree, &labels, crate::source_date_epoch())?;
-        Ok(name)
+        let digest = cache.write_image(&name, arch, &tree, &labels, crate::source_date_epoch())?;
+        Ok(Built {
+            name,
+            digest,
+            fresh: true,
+        })
     }
 
-    fn add_debian(
+    /// Resolves every `debian` source for each of `arches` against the archive
+    /// as it is now and rewrites `build.lock` (nothing is downloaded but the
+    /// indexes). Returns the lines that changed.
+    pub fn lock(&self, cache: &Cache, arches: &[&str]) -> Result<Vec<String>, PkgError> {
+        for &a in arches {
+            self.check_arch(a)?;
+        }
+        let mut changes = Vec::new();
+        self.update_lock(cache, arches, LockMode::Rewrite(&mut changes))?;
+        Ok(changes)
+    }
+
+    /// Resolves the `debian` sources for `arches`, compares them with
+    /// `build.lock` and writes the lock when it changed (a build with
+    /// `locked` fails instead). Returns, per arch, each source's archive and
+    /// package closure.
+    #[allow(clippy::type_complexity)]
+    fn update_lock(
+        &self,
+        cache: &Cache,
+        arches: &[&str],
+        mut mode: LockMode,
+    ) -> Result<BTreeMap<String, Vec<(debian::Archive, Vec<debian::DebPackage>)>>, PkgError> {
+        let mut lockfile = LockFile::read(&self.dir)?;
+        let before = lockfile.clone();
+        let mut out = BTreeMap::new();
+        for &arch in arches {
+            let old = lockfile.arches.get(arch).cloned().unwrap_or_default();
+            let mut new = Vec::new();
+            let mut sources = Vec::new();
+            for source in &self.yml.sources {
+                let Some(names) = &source.debian else {
+                    continue;
+                };
+                let (archive, debs, locked) = self.resolve_debian(cache, source, names, arch)?;
+                let previous = old.get(new.len());
+                let changes = lock::differences(previous, &locked);
+                match &mut mode {
+                    LockMode::Build { locked: true } if !changes.is_empty() => {
+                        return Err(PkgError::Locked {
+                            package: self.yml.image.clone(),
+                            arch: arch.into(),
+                            changes,
+                        })
+                    }
+                    LockMode::Build { .. } if previous.is_some() => {
+                        for c in &changes {
+                            eprintln!(
+                                "hull: warning: {} ({arch}): {c}; updating {LOCK_FILE}",
+                                self.yml.image
+                            );
+                        }
+                    }
+                    LockMode::Build { .. } => {}
+                    LockMode::Rewrite(list) => {
+                        list.extend(changes.into_iter().map(|c| format!("{arch}: {c}")))
+                    }
+                }
+                new.push(locked);
+                sources.push((archive, debs));
+            }
+            if new.is_empty() {
+                lockfile.arches.remove(arch);
+            } else {
+                lockfile.arches.insert(arch.to_string(), new);
+            }
+            out.insert(arch.to_string(), sources);
+        }
+        if lockfile != before {
+            lockfile.write(&self.dir)?;
+        }
+        Ok(out)
+    }
+
+    /// The archive of one `debian` source, loaded and verified, and the
+    /// closure of its packages for `arch`, also as a lock entry.
+    fn resolve_debian(
         &self,
         cache: &Cache,
         d: &Source,
         names: &[String],
         arch: &str,
-        tree: &mut Tree,
-    ) -> Result<(), PkgError> {
+    ) -> Result<(debian::Archive, Vec<debian::DebPackage>, LockedSource), PkgError> {
         let pkg = self.yml.image.clone();
         let derr = |source| PkgError::Debian {
             package: pkg.clone(),
             source,
         };
         let deb_arch = debian::DebArch::from_hull_arch(arch).map_err(derr)?;
-        let mut archive = debian::Archive::new(
-            d.mirror.as_deref().unwrap_or(DEFAULT_MIRROR),
-            d.suite.as_deref().unwrap_or(DEFAULT_SUITE),
-            deb_arch,
-            &cache.subdir("debian"),
-        );
+        let mirror = d.mirror.as_deref().unwrap_or(DEFAULT_MIRROR);
+        let suite = d.suite.as_deref().unwrap_or(DEFAULT_SUITE);
+        let mut archive = debian::Archive::new(mirror, suite, deb_arch, &cache.subdir("debian"));
+        if let Some(k) = &d.keyring {
+            let keyring = debian::Keyring::from_file(&self.dir.join(k))
+                .map_err(|source| derr(debian::DebianError::Signature { source }))?;
+            archive.set_keyring(keyring);
+        }
+        archive.allow_unsigned(d.allow_unsigned);
+        archive.set_progress(Some(Box::new(|line: &str| {
+            if line.starts_with("WARNING") {
+                eprintln!("hull: {line}");
+            }
+        })));
         archive.load_index().map_err(derr)?;
-        let names: Vec<String> = names
+        let mut names: Vec<String> = names
             .iter()
             .map(|n| n.replace("{debarch}", deb_arch.as_str()))
             .collect();
-        let mut names = names;
         if d.kernel {
             // Follow the metapackage (linux-image-cloud-amd64) to the versioned
             // image package, without its Depends (kmod, initramfs-tools, ...).
@@ -375,8 +584,35 @@ impl Package {
         }
         let with_depends = d.depends.unwrap_or(!d.kernel);
         let resolved = archive.resolve(&names, with_depends).map_err(derr)?;
+        let locked = LockedSource {
+            mirror: archive.mirror().to_string(),
+            suite: suite.to_string(),
+            packages: resolved
+                .iter()
+                .map(|p| LockedDeb {
+                    name: p.name.clone(),
+                    version: p.version.clone(),
+                    sha256: p.sha256.clone(),
+                })
+                .collect(),
+        };
+        Ok((archive, resolved, locked))
+    }
+
+    fn add_debian(
+        &self,
+        archive: &debian::Archive,
+        resolved: &[debian::DebPackage],
+        d: &Source,
+        tree: &mut Tree,
+    ) -> Result<(), PkgError> {
+        let pkg = self.yml.image.clone();
+        let derr = |source| PkgError::Debian {
+            package: pkg.clone(),
+            source,
+        };
         let mut unpacked = Tree::new();
-        for p in &resolved {
+        for p in resolved {
             let deb = archive.fetch(p).map_err(derr)?;
             debian::unpack_deb(&deb, &mut unpacked).map_err(derr)?;
         }

@@ -1,9 +1,9 @@
-//! `hull pkg build` and `hull pkg show-tag`.
+//! `hull pkg build`, `hull pkg show-tag`, `hull pkg lock` and `hull pkg push`.
 
 use std::path::PathBuf;
 
 use crate::cache::Cache;
-use crate::pkg::{normalize_arch, Package};
+use crate::pkg::{normalize_arch, BuildOptions, Package, PkgError};
 use crate::UsageError;
 
 #[derive(clap::Subcommand)]
@@ -16,10 +16,46 @@ pub enum PkgCmd {
         /// Build even if the cache already has this tag.
         #[arg(long)]
         force: bool,
+        /// Fail instead of updating build.lock when the archive serves other versions.
+        #[arg(long)]
+        locked: bool,
         dir: PathBuf,
     },
     /// Print the tag the package would be built with.
     ShowTag { dir: PathBuf },
+    /// Resolve the package's Debian sources as the archive serves them now and
+    /// rewrite its build.lock.
+    Lock {
+        /// Architecture (repeatable; default: every arch the package lists).
+        #[arg(long)]
+        arch: Vec<String>,
+        dir: PathBuf,
+    },
+    /// Push a built package to a registry (not available yet).
+    Push { dir: PathBuf },
+}
+
+/// The arches asked for, else the package's, else x86_64; normalised.
+fn arches(p: &Package, asked: Vec<String>) -> Result<Vec<&'static str>, UsageError> {
+    let list = if !asked.is_empty() {
+        asked
+    } else if !p.yml.arches.is_empty() {
+        p.yml.arches.clone()
+    } else {
+        vec!["x86_64".to_string()]
+    };
+    list.iter()
+        .map(|a| normalize_arch(a).ok_or_else(|| UsageError(format!("unknown arch {a:?}"))))
+        .collect()
+}
+
+/// Exit code 2 when the package is at fault, 1 when the operation failed.
+fn usage_if_bad_input(e: PkgError) -> anyhow::Error {
+    if e.is_bad_input() {
+        UsageError(e.to_string()).into()
+    } else {
+        e.into()
+    }
 }
 
 pub fn run(cmd: PkgCmd) -> anyhow::Result<()> {
@@ -28,31 +64,47 @@ pub fn run(cmd: PkgCmd) -> anyhow::Result<()> {
             let p = Package::load(&dir).map_err(|e| UsageError(e.to_string()))?;
             println!("{}", p.name(&p.tag()?));
         }
-        PkgCmd::Build { arch, force, dir } => {
+        PkgCmd::Build {
+            arch,
+            force,
+            locked,
+            dir,
+        } => {
             let p = Package::load(&dir).map_err(|e| UsageError(e.to_string()))?;
-            let arches: Vec<String> = if arch.is_empty() {
-                p.yml.arches.clone()
-            } else {
-                arch
-            };
-            let arches = if arches.is_empty() {
-                vec!["x86_64".to_string()]
-            } else {
-                arches
-            };
             let cache = Cache::open(Cache::default_root())?;
-            for a in arches {
-                let a =
-                    normalize_arch(&a).ok_or_else(|| UsageError(format!("unknown arch {a:?}")))?;
-                let name = p.name(&p.tag()?);
-                let had = cache.lookup(&name, a)?.is_some();
-                p.build(&cache, a, force)?;
-                if had && !force {
-                    println!("{name} ({a}) is up to date in the cache");
+            let opts = BuildOptions { force, locked };
+            for a in arches(&p, arch)? {
+                let b = p.build_with(&cache, a, &opts).map_err(usage_if_bad_input)?;
+                if b.fresh {
+                    println!("{} ({a}) built: {}", b.name, b.digest);
                 } else {
-                    println!("{name} ({a}) built");
+                    println!(
+                        "{} ({a}) is up to date in the cache, nothing to do: {}",
+                        b.name, b.digest
+                    );
                 }
             }
+        }
+        PkgCmd::Lock { arch, dir } => {
+            let p = Package::load(&dir).map_err(|e| UsageError(e.to_string()))?;
+            let cache = Cache::open(Cache::default_root())?;
+            let arches = arches(&p, arch)?;
+            let changes = p.lock(&cache, &arches).map_err(usage_if_bad_input)?;
+            if changes.is_empty() {
+                println!("{}: build.lock is up to date", p.dir.display());
+            } else {
+                for c in &changes {
+                    println!("{c}");
+                }
+                println!("{}: build.lock rewritten", p.dir.display());
+            }
+        }
+        PkgCmd::Push { dir } => {
+            Package::load(&dir).map_err(|e| UsageError(e.to_string()))?;
+            anyhow::bail!(
+                "hull pkg push is not available yet: it needs the registry client (issue 4); \
+                 build with `hull pkg build` and use the package as \"@pkg:DIR\" meanwhile"
+            );
         }
     }
     Ok(())
