@@ -111,6 +111,10 @@ pub struct VmConfig {
     pub state_dir: PathBuf,
     /// Appended verbatim to QEMU's argv (after everything hull adds).
     pub extra_args: Vec<String>,
+    /// Port forwards into the guest (`--publish`), on its virtio NIC.
+    pub publish: Vec<crate::Publish>,
+    /// Disks attached as virtio-blk (`--disk`), in order.
+    pub disks: Vec<crate::Disk>,
 }
 
 impl VmConfig {
@@ -131,6 +135,8 @@ impl VmConfig {
             cpus: 1,
             state_dir,
             extra_args: Vec::new(),
+            publish: Vec::new(),
+            disks: Vec::new(),
         }
     }
 
@@ -273,6 +279,10 @@ impl VmConfig {
         a.push(self.initrd.clone().into_os_string());
         a.push("-append".into());
         a.push(self.effective_cmdline().into());
+        // A virtio NIC on user networking (instead of QEMU's default e1000,
+        // which the cloud kernel lacks), with the published ports.
+        a.extend(crate::devices::nic_args(&self.publish));
+        a.extend(crate::devices::disk_args(&self.disks));
         a.extend(self.extra_args.iter().map(OsString::from));
         Ok(a)
     }
@@ -430,7 +440,28 @@ mod tests {
             joined.contains("-m 1024 -smp 1 -kernel /k -initrd /i -append"),
             "{joined}"
         );
-        assert_eq!(a.last().unwrap(), "x console=ttyS0");
+        let append = a.iter().position(|s| s == "-append").unwrap();
+        assert_eq!(a[append + 1], "x console=ttyS0");
+        assert!(
+            joined.contains("-nic user,model=virtio-net-pci"),
+            "{joined}"
+        );
+    }
+
+    #[test]
+    fn publish_and_disks_become_nic_and_drives() {
+        let mut c = cfg(Arch::X86_64, "x");
+        c.publish = vec!["6379:6379".parse().unwrap(), "5353:53/udp".parse().unwrap()];
+        c.disks = vec!["/d/a.img".parse().unwrap(), "/d/b.qcow2".parse().unwrap()];
+        let joined = c
+            .args()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(joined.contains("-nic user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:6379-:6379,hostfwd=udp:127.0.0.1:5353-:53"), "{joined}");
+        assert!(joined.contains("-drive file=/d/a.img,format=raw,if=virtio -drive file=/d/b.qcow2,format=qcow2,if=virtio"), "{joined}");
     }
 
     #[test]

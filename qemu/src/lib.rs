@@ -16,6 +16,7 @@
 //!   [`RunningVm`]'s `Drop`.
 
 mod config;
+mod devices;
 mod error;
 mod process;
 mod qmp;
@@ -25,6 +26,7 @@ pub use config::{
     control_socket_name, find_aarch64_firmware, Arch, VmConfig, AARCH64_FIRMWARE_DIRS,
     CONTROL_PORTS, CONTROL_PORT_NAME, CONTROL_SOCKET,
 };
+pub use devices::{DeviceError, Disk, Protocol, Publish, DEFAULT_DISK_SIZE};
 pub use error::QemuError;
 pub use process::RunningVm;
 pub use qmp::Qmp;

@@ -23,6 +23,14 @@ pub struct RunQemuArgs {
     /// button, and exit 0 only if the guest came up and powered off by itself.
     #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "300")]
     pub until_ready: Option<u64>,
+    /// Forward a host port to the guest: [ADDRESS:]HOST:GUEST[/udp]; the
+    /// address defaults to 127.0.0.1 (repeatable).
+    #[arg(long, value_name = "[ADDR:]HOST:GUEST[/udp]")]
+    pub publish: Vec<String>,
+    /// Attach a disk (virtio, /dev/vda first), created blank when missing:
+    /// FILE[,size=S] with S such as 512M or 4G, default 1G (repeatable).
+    #[arg(long, value_name = "FILE[,size=S]")]
+    pub disk: Vec<String>,
     /// The output prefix given to `hull build` (DIR/NAME).
     pub prefix: PathBuf,
 }
@@ -38,6 +46,19 @@ pub fn run(args: RunQemuArgs) -> anyhow::Result<i32> {
         qemu::VmConfig::from_prefix(&args.prefix, arch).map_err(|e| UsageError(e.to_string()))?;
     cfg.mem_mib = args.mem;
     cfg.cpus = args.cpus;
+    for p in &args.publish {
+        cfg.publish.push(
+            p.parse()
+                .map_err(|e: qemu::DeviceError| UsageError(e.to_string()))?,
+        );
+    }
+    for d in &args.disk {
+        let disk: qemu::Disk = d
+            .parse()
+            .map_err(|e: qemu::DeviceError| UsageError(e.to_string()))?;
+        disk.ensure()?;
+        cfg.disks.push(disk);
+    }
     if let Some(s) = args.state {
         cfg.state_dir = s;
     }
