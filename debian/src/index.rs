@@ -271,10 +271,23 @@ impl Index {
 
     /// See [`crate::Archive::resolve`]. `Err(name)` names a requested package that
     /// does not exist; `Err` from a dependency is reported by the caller.
+    #[cfg(test)]
     pub(crate) fn closure(
         &self,
         names: &[String],
         with_depends: bool,
+    ) -> Result<Vec<DebPackage>, ClosureError> {
+        self.closure_excluding(names, with_depends, &[])
+    }
+
+    /// As [`Index::closure`], with the dependencies named in `exclude` taken
+    /// as satisfied (and not followed): what a maintainer script or an init
+    /// system needs and an appliance does not.
+    pub(crate) fn closure_excluding(
+        &self,
+        names: &[String],
+        with_depends: bool,
+        exclude: &[String],
     ) -> Result<Vec<DebPackage>, ClosureError> {
         let mut chosen: BTreeMap<String, DebPackage> = BTreeMap::new();
         let mut queue = std::collections::VecDeque::new();
@@ -294,7 +307,10 @@ impl Index {
                 continue;
             };
             for group in pkg.pre_depends.iter().chain(&pkg.depends) {
-                if group.iter().any(|d| self.satisfied(&d.name, &chosen)) {
+                if group
+                    .iter()
+                    .any(|d| exclude.contains(&d.name) || self.satisfied(&d.name, &chosen))
+                {
                     continue;
                 }
                 let pick = group
@@ -432,6 +448,14 @@ mod tests {
                 "python3.11"
             ]
         );
+        let cut = idx
+            .closure_excluding(&["app".to_string()], true, &["python3".to_string()])
+            .unwrap();
+        assert!(
+            !cut.iter().any(|p| p.name.starts_with("python3")),
+            "{cut:?}"
+        );
+        assert!(cut.iter().any(|p| p.name == "libc6"));
         let without = idx.closure(&["app".to_string()], false).unwrap();
         assert_eq!(without.len(), 1);
         // A real package that is already chosen satisfies a later alternative group.

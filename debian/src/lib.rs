@@ -469,8 +469,19 @@ impl Archive {
         names: &[String],
         with_depends: bool,
     ) -> Result<Vec<DebPackage>, DebianError> {
+        self.resolve_excluding(names, with_depends, &[])
+    }
+
+    /// As [`Archive::resolve`], taking the dependencies named in `exclude` as
+    /// satisfied without following them.
+    pub fn resolve_excluding(
+        &self,
+        names: &[String],
+        with_depends: bool,
+        exclude: &[String],
+    ) -> Result<Vec<DebPackage>, DebianError> {
         self.index()?
-            .closure(names, with_depends)
+            .closure_excluding(names, with_depends, exclude)
             .map_err(|e| match e {
                 ClosureError::NoSuchPackage(name) => DebianError::NoSuchPackage {
                     name,

@@ -125,6 +125,14 @@ pub struct Source {
     /// modules) and `/config`, following the metapackage to the real kernel.
     #[serde(default)]
     pub kernel: bool,
+    /// Dependencies taken as satisfied and left out (init-system helpers,
+    /// debconf, perl: what maintainer scripts need and an appliance does not).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Write the CA bundle `update-ca-certificates` would write, to this path:
+    /// every `usr/share/ca-certificates/**/*.crt` in path order.
+    #[serde(default, rename = "ca-bundle")]
+    pub ca_bundle: Option<String>,
     /// A keyring file (relative to the package) the suite's Release must be
     /// signed with, instead of the Debian archive keyring built into hull.
     #[serde(default)]
@@ -583,7 +591,9 @@ impl Package {
             names = real;
         }
         let with_depends = d.depends.unwrap_or(!d.kernel);
-        let resolved = archive.resolve(&names, with_depends).map_err(derr)?;
+        let resolved = archive
+            .resolve_excluding(&names, with_depends, &d.exclude)
+            .map_err(derr)?;
         let locked = LockedSource {
             mirror: archive.mirror().to_string(),
             suite: suite.to_string(),
@@ -656,6 +666,17 @@ impl Package {
         } else {
             tree.merge(&unpacked, "/").map_err(terr)?;
         }
+        if let Some(to) = &d.ca_bundle {
+            let bundle = ca_bundle(tree);
+            if bundle.is_empty() {
+                return Err(PkgError::Build {
+                    package: pkg,
+                    message: "ca-bundle: no usr/share/ca-certificates/**/*.crt in the package"
+                        .into(),
+                });
+            }
+            tree.insert(to, Entry::file(bundle, 0o644)).map_err(terr)?;
+        }
         if let Some(bb) = &d.busybox_links {
             add_busybox_links(tree, bb).map_err(|message| PkgError::Build {
                 package: pkg.clone(),
@@ -710,6 +731,27 @@ impl Package {
                 source,
             })
     }
+}
+
+/// The concatenation of every certificate under usr/share/ca-certificates,
+/// in path order, each ending with a newline: what update-ca-certificates
+/// writes to /etc/ssl/certs/ca-certificates.crt with Debian's default
+/// configuration (every certificate enabled), computed at build time so the
+/// image needs no maintainer script and the bundle is the same every build.
+fn ca_bundle(tree: &Tree) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (path, e) in tree.iter() {
+        let p = path.to_string_lossy();
+        if p.starts_with("usr/share/ca-certificates/") && p.ends_with(".crt") {
+            if let Kind::File(data) = &e.kind {
+                out.extend_from_slice(data);
+                if !data.ends_with(b"\n") {
+                    out.push(b'\n');
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Files from a package folder belong to root in the image, whoever owns the checkout.
