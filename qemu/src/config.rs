@@ -460,7 +460,7 @@ mod tests {
             .map(|s| s.into_string().unwrap())
             .collect::<Vec<_>>()
             .join(" ");
-        assert!(joined.contains("-nic user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:6379-:6379,hostfwd=udp:127.0.0.1:5353-:53"), "{joined}");
+        assert!(joined.contains("-netdev user,id=net0,hostfwd=tcp:127.0.0.1:6379-:6379,hostfwd=udp:127.0.0.1:5353-:53 -device virtio-net-pci,netdev=net0,romfile="), "{joined}");
         assert!(joined.contains("-drive file=/d/a.img,format=raw,if=virtio -drive file=/d/b.qcow2,format=qcow2,if=virtio"), "{joined}");
     }
 

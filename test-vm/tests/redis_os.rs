@@ -20,8 +20,8 @@ fn redis_os_x86_64() {
     }
     let _lock = vm_lock();
     let work = tempfile::tempdir().expect("tempdir");
-    let prefix = build_image(&common::example("redis-os.yml"), "x86_64", work.path())
-        .expect("hull build");
+    let prefix =
+        build_image(&common::example("redis-os.yml"), "x86_64", work.path()).expect("hull build");
     let port = common::free_port();
     let mut cfg = VmConfig::from_prefix(&prefix, "x86_64".parse().expect("arch")).expect("config");
     cfg.publish = vec![format!("{port}:6379").parse().expect("publish")];
@@ -33,15 +33,23 @@ fn redis_os_x86_64() {
         .expect("DHCP lease");
     vm.expect("hull: all services started", BOOT)
         .expect("services up");
+    common::wait_for_line(
+        &vm,
+        "getty | getty: INSECURE=true: a root shell without password on: ttyS0",
+        BOOT,
+    );
 
     let cli = |args: &[&str]| {
         let mut c = Command::new("redis-cli");
-        c.args(["-h", "127.0.0.1", "-p", &port.to_string()]).args(args);
+        c.args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(args);
         c
     };
-    let pong = common::retry(Duration::from_secs(30), || cli(&["ping"]), |o| {
-        common::stdout(o) == "PONG"
-    });
+    let pong = common::retry(
+        Duration::from_secs(30),
+        || cli(&["ping"]),
+        |o| common::stdout(o) == "PONG",
+    );
     assert_eq!(common::stdout(&pong), "PONG", "{pong:?}");
     let set = common::run(&mut cli(&["set", "hull-key", "value-42"]));
     assert_eq!(common::stdout(&set), "OK", "{set:?}");

@@ -77,10 +77,19 @@ fn sshd_x86_64() {
 
     // Without the key, asking for a password: the server offers only publickey.
     let password = common::run(&mut ssh(
-        &["-v", "-o", "PreferredAuthentications=password", "-o", "PubkeyAuthentication=no"],
+        &[
+            "-v",
+            "-o",
+            "PreferredAuthentications=password",
+            "-o",
+            "PubkeyAuthentication=no",
+        ],
         "true",
     ));
-    assert!(!password.status.success(), "password login worked: {password:?}");
+    assert!(
+        !password.status.success(),
+        "password login worked: {password:?}"
+    );
     let log = String::from_utf8_lossy(&password.stderr);
     let offered = log
         .lines()
