@@ -129,6 +129,10 @@ pub struct Source {
     /// debconf, perl: what maintainer scripts need and an appliance does not).
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Keep only these paths of the unpacked packages (and what is under
+    /// them): a few files of a big package (qemu-user-static).
+    #[serde(default)]
+    pub paths: Vec<String>,
     /// Write the CA bundle `update-ca-certificates` would write, to this path:
     /// every `usr/share/ca-certificates/**/*.crt` in path order.
     #[serde(default, rename = "ca-bundle")]
@@ -664,6 +668,9 @@ impl Package {
             tree.insert("kernel.tar", Entry::file(tar, 0o644))
                 .map_err(terr)?;
         } else {
+            if !d.paths.is_empty() {
+                unpacked = keep_paths(&unpacked, &d.paths).map_err(terr)?;
+            }
             tree.merge(&unpacked, "/").map_err(terr)?;
         }
         if let Some(to) = &d.ca_bundle {
@@ -752,6 +759,25 @@ fn ca_bundle(tree: &Tree) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The entries of `tree` at or under one of `paths` (written relative or
+/// absolute), with the folders that lead to them.
+fn keep_paths(tree: &Tree, paths: &[String]) -> Result<Tree, fstree::TreeError> {
+    let wanted: Vec<PathBuf> = paths
+        .iter()
+        .map(|p| PathBuf::from(p.trim_start_matches('/')))
+        .collect();
+    let mut out = Tree::new();
+    for (path, entry) in tree.iter() {
+        if wanted.iter().any(|w| path.starts_with(w)) {
+            if let Some(parent) = path.parent() {
+                out.mkdir_all(parent, 0o755)?;
+            }
+            out.insert(path, entry.clone())?;
+        }
+    }
+    Ok(out)
 }
 
 /// Files from a package folder belong to root in the image, whoever owns the checkout.
@@ -918,6 +944,21 @@ mod tests {
         assert_eq!(names.first().unwrap(), "[");
         assert!(names.contains(&"sh".to_string()));
         assert_eq!(names.last().unwrap(), "zcat");
+    }
+
+    #[test]
+    fn keep_paths_takes_only_what_is_named() {
+        let mut t = Tree::new();
+        for p in ["usr/bin/a", "usr/bin/b", "usr/lib/x/conf", "etc/y"] {
+            t.mkdir_all(Path::new(p).parent().unwrap(), 0o755).unwrap();
+            t.insert(p, Entry::file(p.as_bytes().to_vec(), 0o644))
+                .unwrap();
+        }
+        let kept = keep_paths(&t, &["/usr/bin/a".into(), "usr/lib/x".into()]).unwrap();
+        assert!(kept.contains("usr/bin/a"));
+        assert!(kept.contains("usr/lib/x/conf"));
+        assert!(!kept.contains("usr/bin/b"));
+        assert!(!kept.contains("etc/y"));
     }
 
     #[test]
