@@ -233,3 +233,100 @@ fn missing_debian_package_and_dead_mirror_fail_cleanly() {
         assert!(!dir.join("build.lock").exists());
     }
 }
+
+/// A docker-registry (Debian's, installed by scripts/bootstrap) on a free
+/// loopback port; killed when dropped.
+struct LocalRegistry {
+    child: std::process::Child,
+    host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl LocalRegistry {
+    fn start() -> LocalRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let config = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
+            dir.path().join("storage").display()
+        );
+        fs::write(dir.path().join("config.yml"), config).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry (scripts/bootstrap installs it)");
+        let reg = LocalRegistry {
+            child,
+            host,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::net::TcpStream::connect(&reg.host).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "docker-registry did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        reg
+    }
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn push_sends_every_arch_and_a_pull_gets_the_same_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pkg = tmp.path().join("p");
+    write_pkg(&pkg, "image: p\narches: [x86_64, aarch64]\nsources:\n  - files: rootfs/\nconfig:\n  command: [/bin/true]\n");
+    let cache = tmp.path().join("cache");
+    let p = pkg.to_str().unwrap();
+    let built = hull(&cache, &["pkg", "build", p]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let digest_of = |arch: &str| -> String {
+        built
+            .stdout
+            .lines()
+            .find(|l| l.contains(&format!("({arch})")))
+            .and_then(|l| l.rsplit_once(": "))
+            .map(|(_, d)| d.to_string())
+            .unwrap_or_else(|| panic!("no {arch} in {}", built.stdout))
+    };
+    let reg = LocalRegistry::start();
+    let dest = format!("{}/hull/p:test", reg.host);
+    let pushed = hull(&cache, &["pkg", "push", "--to", &dest, p]);
+    assert_eq!(pushed.code, 0, "{}", pushed.stderr);
+    assert!(
+        pushed.stdout.contains(&format!("to {dest} (sha256:")),
+        "{}",
+        pushed.stdout
+    );
+    // Nothing was rebuilt for the push.
+    assert!(!pushed.stderr.contains("building"), "{}", pushed.stderr);
+    // Another cache pulls each arch back: the same manifests, byte for byte.
+    let other = tmp.path().join("other");
+    for (arch, oci) in [("x86_64", "amd64"), ("aarch64", "arm64")] {
+        let pulled = hull(&other, &["cache", "pull", "--arch", arch, &dest]);
+        assert_eq!(pulled.code, 0, "{}", pulled.stderr);
+        assert!(
+            pulled
+                .stdout
+                .contains(&format!("({oci}) {}", digest_of(arch))),
+            "{arch}: {} vs {}",
+            pulled.stdout,
+            digest_of(arch)
+        );
+    }
+}

@@ -1,4 +1,5 @@
-//! `hull pkg build`, `hull pkg show-tag`, `hull pkg lock` and `hull pkg push`.
+//! `hull pkg build`, `hull pkg show-tag`, `hull pkg lock` and `hull pkg push`
+//! (through the registry client of `hull-oci`).
 
 use std::path::PathBuf;
 
@@ -31,8 +32,24 @@ pub enum PkgCmd {
         arch: Vec<String>,
         dir: PathBuf,
     },
-    /// Push a built package to a registry (not available yet).
-    Push { dir: PathBuf },
+    /// Build the package (if needed) for its arches and push it to a registry:
+    /// every arch goes up under one tag (an image index when there are several).
+    Push {
+        /// Architecture (repeatable; default: every arch the package lists).
+        #[arg(long)]
+        arch: Vec<String>,
+        /// Where to push (default: ORG/IMAGE:TAG, on Docker Hub as LinuxKit's).
+        #[arg(long)]
+        to: Option<String>,
+        /// Fail instead of updating build.lock when the archive serves other versions.
+        #[arg(long)]
+        locked: bool,
+        /// Send REGISTRY's images to URL instead (repeatable), e.g.
+        /// docker.io=http://127.0.0.1:5000. Loopback registries speak plain HTTP.
+        #[arg(long = "mirror", value_name = "REGISTRY=URL")]
+        mirrors: Vec<String>,
+        dir: PathBuf,
+    },
 }
 
 /// The arches asked for, else the package's, else x86_64; normalised.
@@ -99,12 +116,43 @@ pub fn run(cmd: PkgCmd) -> anyhow::Result<()> {
                 println!("{}: build.lock rewritten", p.dir.display());
             }
         }
-        PkgCmd::Push { dir } => {
-            Package::load(&dir).map_err(|e| UsageError(e.to_string()))?;
-            anyhow::bail!(
-                "hull pkg push is not available yet: it needs the registry client (issue 4); \
-                 build with `hull pkg build` and use the package as \"@pkg:DIR\" meanwhile"
-            );
+        PkgCmd::Push {
+            arch,
+            to,
+            locked,
+            mirrors,
+            dir,
+        } => {
+            let p = Package::load(&dir).map_err(|e| UsageError(e.to_string()))?;
+            let cache = Cache::open(Cache::default_root())?;
+            let opts = BuildOptions {
+                force: false,
+                locked,
+            };
+            let mut name = None;
+            for a in arches(&p, arch)? {
+                let b = p.build_with(&cache, a, &opts).map_err(usage_if_bad_input)?;
+                name = Some(b.name);
+            }
+            // Every arch has the same tag: the lock covers them all.
+            let name = name.ok_or_else(|| UsageError("no arch to push".into()))?;
+            let dest = to.unwrap_or_else(|| name.clone());
+            let images = crate::images::Images::new(&crate::images::PullArgs {
+                pull: false,
+                mirrors,
+            })?;
+            let digest =
+                images
+                    .registry()
+                    .push(&cache, &name, &dest)
+                    .map_err(|e| -> anyhow::Error {
+                        if e.is_bad_input() {
+                            UsageError(e.to_string()).into()
+                        } else {
+                            e.into()
+                        }
+                    })?;
+            println!("pushed {name} to {dest} ({digest})");
         }
     }
     Ok(())
