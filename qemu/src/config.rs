@@ -443,7 +443,7 @@ mod tests {
         let append = a.iter().position(|s| s == "-append").unwrap();
         assert_eq!(a[append + 1], "x console=ttyS0");
         assert!(
-            joined.contains("-nic user,model=virtio-net-pci"),
+            joined.contains("-netdev user,id=net0 -device virtio-net-pci,netdev=net0,romfile="),
             "{joined}"
         );
     }
