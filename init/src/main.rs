@@ -69,6 +69,10 @@ fn main() {
     if std::path::Path::new(argv0).file_name() == Some(std::ffi::OsStr::new("hullctl")) {
         std::process::exit(hullctl::main());
     }
+    if std::path::Path::new(argv0).file_name() == Some(std::ffi::OsStr::new(runtime::DEV_BIND_HOOK))
+    {
+        std::process::exit(runtime::dev_bind_hook(&args[1..]));
+    }
     if nix::unistd::getpid().as_raw() != 1 {
         let _ = writeln!(
             std::io::stderr(),

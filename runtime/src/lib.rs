@@ -206,8 +206,10 @@ impl Additions {
     }
 }
 
-/// Writes `config.json` with `add` applied into `dir` (with an absolute
-/// rootfs path, so the original rootfs is used) and returns `dir`.
+/// The bundle to hand to libcontainer: `bundle` itself, or, when there is
+/// something to add or a `/dev` bind to rewrite (see [`rewrite_dev_bind`]),
+/// `dir` with an amended `config.json` (with an absolute rootfs path, so the
+/// original rootfs is used).
 fn amended_bundle(bundle: &Path, dir: &Path, add: &Additions) -> Result<PathBuf, RuntimeError> {
     let src = bundle.join("config.json");
     let data = fs::read(&src).map_err(|source| RuntimeError::ReadBundle {
@@ -219,11 +221,12 @@ fn amended_bundle(bundle: &Path, dir: &Path, add: &Additions) -> Result<PathBuf,
             path: src.clone(),
             source,
         })?;
-    let root = spec["root"]["path"]
-        .as_str()
-        .unwrap_or("rootfs")
-        .to_string();
-    spec["root"]["path"] = serde_json::Value::String(bundle.join(root).display().to_string());
+    let root = bundle.join(spec["root"]["path"].as_str().unwrap_or("rootfs"));
+    let dev_bind = rewrite_dev_bind(&mut spec, &root);
+    if add.is_empty() && !dev_bind {
+        return Ok(bundle.to_path_buf());
+    }
+    spec["root"]["path"] = serde_json::Value::String(root.display().to_string());
     if let Some(env) = spec["process"]["env"].as_array_mut() {
         for e in &add.env {
             let key = e.split('=').next().unwrap_or("");
@@ -249,6 +252,141 @@ fn amended_bundle(bundle: &Path, dir: &Path, add: &Additions) -> Result<PathBuf,
         source,
     })?;
     Ok(dir.to_path_buf())
+}
+
+/// The name hull-init answers to as the createContainer hook that puts a
+/// bind of the guest's `/dev` in place (see [`rewrite_dev_bind`]).
+pub const DEV_BIND_HOOK: &str = "hull-dev-bind";
+
+/// A bind mount of the guest's `/dev` onto the container's `/dev` (LinuxKit's
+/// getty and format use `binds: [/dev:/dev]`) cannot be handed to
+/// libcontainer 0.7 as is: after the spec's mounts it always creates the
+/// default device nodes (`mknod /dev/null`, ...) and the `/dev/fd`,
+/// `/dev/stdin`, ..., `/dev/kcore` and `/dev/ptmx` symlinks in the
+/// container's `/dev`, which fails with EEXIST on the guest's devtmpfs
+/// ("failed to prepare rootfs") and would otherwise change the guest's own
+/// `/dev`. runc skips that work when `/dev` is a bind; libcontainer has no
+/// such switch. So the bind is replaced by LinuxKit's default `/dev` tmpfs,
+/// where libcontainer does its work, and a createContainer hook (run by
+/// libcontainer right after preparing the rootfs, in the container's mount
+/// namespace, before pivot_root) mounts the guest's `/dev` over it. Returns
+/// whether the spec was changed.
+fn rewrite_dev_bind(spec: &mut serde_json::Value, rootfs: &Path) -> bool {
+    let Some(mounts) = spec["mounts"].as_array_mut() else {
+        return false;
+    };
+    let is_bind = |m: &serde_json::Value| {
+        m["type"] == "bind"
+            || m["options"]
+                .as_array()
+                .is_some_and(|o| o.iter().any(|o| o == "bind" || o == "rbind"))
+    };
+    let Some(m) = mounts
+        .iter_mut()
+        .find(|m| m["destination"] == "/dev" && is_bind(m))
+    else {
+        return false;
+    };
+    let source = m["source"].as_str().unwrap_or("/dev").to_string();
+    let options: Vec<String> = m["options"]
+        .as_array()
+        .map(|o| {
+            o.iter()
+                .filter_map(|o| o.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    *m = serde_json::json!({
+        "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+        "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+    });
+    // hull-init itself is the hook; the container's mount namespace is a
+    // copy of the guest's until pivot_root, so this path resolves there.
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "/proc/self/exe".into());
+    let mut args = vec![
+        DEV_BIND_HOOK.to_string(),
+        source,
+        rootfs.join("dev").display().to_string(),
+    ];
+    args.extend(options);
+    let hook = serde_json::json!({"path": exe, "args": args});
+    if !spec["hooks"].is_object() {
+        spec["hooks"] = serde_json::json!({});
+    }
+    match spec["hooks"]["createContainer"].as_array_mut() {
+        // First, so that later hooks see the container's real /dev.
+        Some(list) => list.insert(0, hook),
+        None => spec["hooks"]["createContainer"] = serde_json::json!([hook]),
+    }
+    true
+}
+
+/// The createContainer hook of [`rewrite_dev_bind`]: `args` are SOURCE,
+/// TARGET and the bind's options. Mounts SOURCE over TARGET (recursively
+/// for `rbind`), read-only for `ro`, with the asked propagation. Returns the
+/// exit code; a failure fails the container's creation, with this message
+/// in its log.
+pub fn dev_bind_hook(args: &[String]) -> i32 {
+    let (Some(source), Some(target)) = (args.first(), args.get(1)) else {
+        eprintln!("{DEV_BIND_HOOK}: usage: {DEV_BIND_HOOK} SOURCE TARGET [OPTION...]");
+        return 2;
+    };
+    let opts = &args[2..];
+    let has = |o: &str| opts.iter().any(|x| x == o);
+    let mut flags = MsFlags::MS_BIND;
+    if has("rbind") {
+        flags |= MsFlags::MS_REC;
+    }
+    let fail = |what: &str, e: nix::Error| {
+        eprintln!("{DEV_BIND_HOOK}: {what} {source} on {target}: {e}");
+        1
+    };
+    if let Err(e) = mount(
+        Some(source.as_str()),
+        target.as_str(),
+        None::<&str>,
+        flags,
+        None::<&str>,
+    ) {
+        return fail("bind-mounting", e);
+    }
+    if has("ro") {
+        let ro = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+        if let Err(e) = mount(
+            None::<&str>,
+            target.as_str(),
+            None::<&str>,
+            ro,
+            None::<&str>,
+        ) {
+            return fail("making read-only", e);
+        }
+    }
+    for (name, prop) in [
+        ("shared", MsFlags::MS_SHARED),
+        ("slave", MsFlags::MS_SLAVE),
+        ("private", MsFlags::MS_PRIVATE),
+    ] {
+        let prop = if has(&format!("r{name}")) {
+            prop | MsFlags::MS_REC
+        } else if has(name) {
+            prop
+        } else {
+            continue;
+        };
+        if let Err(e) = mount(
+            None::<&str>,
+            target.as_str(),
+            None::<&str>,
+            prop,
+            None::<&str>,
+        ) {
+            return fail("setting propagation of", e);
+        }
+    }
+    0
 }
 
 /// Kills every process of a cgroup (`cgroup.kill`, Linux 5.14+), so that
@@ -326,12 +464,8 @@ impl Runtime {
             id: id.to_string(),
             source: Box::new(source),
         };
-        let bundle = if add.is_empty() {
-            bundle.to_path_buf()
-        } else {
-            let dir = self.state_root.with_file_name("bundles").join(id);
-            amended_bundle(bundle, &dir, add)?
-        };
+        let dir = self.state_root.with_file_name("bundles").join(id);
+        let bundle = amended_bundle(bundle, &dir, add)?;
         let mut container = ContainerBuilder::new(id.to_string(), SyscallType::default())
             .with_root_path(&self.state_root)
             .map_err(create)?

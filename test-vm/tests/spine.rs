@@ -1,6 +1,7 @@
 //! The spine, end to end on both arches: a YAML file becomes a kernel+initrd
 //! that boots under QEMU (TCG), runs onboot containers in order and a service
-//! through the embedded runtime, keeps the root read-only, and powers off
+//! through the embedded runtime, keeps the root read-only, gives containers
+//! that bind `/dev:/dev` the guest's /dev, and powers off
 //! cleanly when the host presses the power button.
 //!
 //! Opt-in (they boot real VMs): `HULL_VM_TESTS=1 cargo test -p hull-test-vm -- --test-threads=1`.
@@ -33,6 +34,15 @@ onboot:
     image: "{busybox}"
     command: [sh, -c, "if echo x > /host/etc/written-by-container; then echo ROOT-IS-WRITABLE; else echo ROOT-IS-READONLY; fi"]
     binds: ["/:/host:rw,rbind"]
+  # LinuxKit's getty and format bind the guest's /dev as is.
+  - name: devbind
+    image: "{busybox}"
+    command: [sh, -c, "for t in ttyS0 ttyAMA0; do [ -c /dev/$t ] && echo CONSOLE-DEVICE=$t; done; [ -e /dev/kcore ] || echo NO-KCORE; echo '<3>hull-devbind-wrote-kmsg' > /dev/kmsg && echo mark > /dev/hull-devbind-mark"]
+    binds: ["/dev:/dev"]
+  - name: devbind2
+    image: "{busybox}"
+    command: [sh, -c, "echo seen=$(cat /dev/hull-devbind-mark) null=$(echo x > /dev/null && echo ok); rm /dev/hull-devbind-mark"]
+    binds: ["/dev:/dev"]
 services:
   - name: reader
     image: "{busybox}"
@@ -69,6 +79,24 @@ fn spine(arch: &str) {
         line.contains("ROOT-IS-READONLY"),
         "root was writable: {line}"
     );
+    // A container whose /dev is the guest's (`binds: [/dev:/dev]`) sees its
+    // devices, writes to the kernel log, and leaves nothing of libcontainer's
+    // /dev setup behind in the guest's /dev (no /dev/kcore symlink there).
+    let console_dev = if arch == "x86_64" { "ttyS0" } else { "ttyAMA0" };
+    vm.expect(&format!("devbind | CONSOLE-DEVICE={console_dev}"), BOOT)
+        .expect("the container sees the guest's serial device");
+    vm.expect("devbind | NO-KCORE", BOOT)
+        .expect("the guest's /dev untouched by libcontainer");
+    vm.expect("devbind exited with exit code 0", BOOT)
+        .expect("devbind ran");
+    // The kernel prints it straight to the console, so it may come before
+    // or after the container's own lines.
+    wait_for_line(&vm, "hull-devbind-wrote-kmsg", Duration::from_secs(10));
+    // A second one sees the file the first put in the guest's /dev.
+    vm.expect("devbind2 | seen=mark null=ok", BOOT)
+        .expect("the second container shares the guest's /dev");
+    vm.expect("devbind2 exited with exit code 0", BOOT)
+        .expect("devbind2 ran");
     vm.expect("hull: all services started", BOOT)
         .expect("boot completed");
     // The service reads what the onboot container wrote (its output may come
