@@ -548,3 +548,51 @@ impl Running {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_dev_bind_becomes_a_tmpfs_and_a_hook() {
+        let mut spec = json!({
+            "mounts": [
+                {"destination": "/dev", "type": "bind", "source": "/dev", "options": ["rw", "rbind", "rshared"]},
+                {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["newinstance"]},
+            ],
+            "hooks": {"createContainer": [{"path": "/bin/other"}]},
+        });
+        assert!(rewrite_dev_bind(&mut spec, Path::new("/b/rootfs")));
+        assert_eq!(spec["mounts"][0]["type"], "tmpfs");
+        assert_eq!(spec["mounts"][0]["destination"], "/dev");
+        assert_eq!(spec["mounts"][1]["type"], "devpts");
+        let hooks = spec["hooks"]["createContainer"].as_array().unwrap();
+        assert_eq!(hooks.len(), 2);
+        assert_eq!(
+            hooks[0]["args"],
+            json!([
+                DEV_BIND_HOOK,
+                "/dev",
+                "/b/rootfs/dev",
+                "rw",
+                "rbind",
+                "rshared"
+            ])
+        );
+        assert_eq!(hooks[1]["path"], "/bin/other");
+    }
+
+    #[test]
+    fn other_dev_mounts_are_left_alone() {
+        for m in [
+            json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}),
+            json!({"destination": "/hostdev", "type": "bind", "source": "/dev", "options": ["rbind"]}),
+        ] {
+            let mut spec = json!({"mounts": [m]});
+            let before = spec.clone();
+            assert!(!rewrite_dev_bind(&mut spec, Path::new("/r")));
+            assert_eq!(spec, before);
+        }
+    }
+}
