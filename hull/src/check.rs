@@ -793,6 +793,16 @@ mod tests {
         errors_of(&[("t.yml", text)])
     }
 
+    /// Every wanted message starts one of the reported lines.
+    fn assert_has_errors(e: &[String], want: &[&str]) {
+        for w in want {
+            assert!(
+                e.iter().any(|l| l.starts_with(w)),
+                "missing {w:?} in {e:#?}"
+            );
+        }
+    }
+
     #[test]
     fn duplicate_names_name_both_places_across_files() {
         let e = errors_of(&[
@@ -901,12 +911,7 @@ mod tests {
             "t.yml:9:5: port 0 is not a TCP port (1-65535)",
             "t.yml:10:5: \"nobody\" is neither a number nor the name of a container",
         ];
-        for w in want {
-            assert!(
-                e.iter().any(|l| l.starts_with(w)),
-                "missing {w:?} in {e:#?}"
-            );
-        }
+        assert_has_errors(&e, &want);
     }
 
     #[test]
@@ -922,12 +927,7 @@ mod tests {
             "t.yml:13:5: volume format \"raw\"",
             "t.yml:14:5: volume name \"v\" is used twice: here and at t.yml:12:5",
         ];
-        for w in want {
-            assert!(
-                e.iter().any(|l| l.starts_with(w)),
-                "missing {w:?} in {e:#?}"
-            );
-        }
+        assert_has_errors(&e, &want);
         assert_eq!(e.len(), want.len(), "{e:#?}");
     }
 
@@ -943,12 +943,7 @@ mod tests {
             "t.yml:4:25: bind \"Not A Volume:/x\": the source must be an absolute path or a volume name",
             "t.yml:5:27: bind source \"dta\" is not an absolute path",
         ];
-        for w in want {
-            assert!(
-                e.iter().any(|l| l.starts_with(w)),
-                "missing {w:?} in {e:#?}"
-            );
-        }
+        assert_has_errors(&e, &want);
         assert_eq!(e.len(), want.len(), "{e:#?}");
     }
 
