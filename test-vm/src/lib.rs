@@ -18,7 +18,7 @@ pub mod cpio;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -130,6 +130,31 @@ pub fn target_dir() -> PathBuf {
         }
         None => workspace_dir().join("target"),
     }
+}
+
+/// `hull ctl --vm STATE ARGS...` against a VM started by [`Vm`] (its state
+/// directory is `vm.config().state_dir`).
+pub fn hull_ctl(state: &Path, args: &[&str]) -> Output {
+    Command::new(hull_bin())
+        .arg("ctl")
+        .arg("--vm")
+        .arg(state)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running hull ctl")
+}
+
+/// [`hull_ctl`] that must succeed; its stdout.
+pub fn hull_ctl_ok(state: &Path, args: &[&str]) -> String {
+    let out = hull_ctl(state, args);
+    assert!(
+        out.status.success(),
+        "hull ctl {args:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The `hull` binary: `HULL_BIN` when set, otherwise `cargo build -p hull

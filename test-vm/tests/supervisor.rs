@@ -13,39 +13,18 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hull_test_vm::{build_image, hull_bin, pkg_dir, vm_lock, vm_tests_enabled, Arch, Vm, VmConfig};
+use hull_test_vm::{
+    build_image, hull_bin, hull_ctl, hull_ctl_ok, pkg_dir, vm_lock, vm_tests_enabled, Arch, Vm,
+    VmConfig,
+};
 
 const BOOT: Duration = Duration::from_secs(90);
 
-/// `hull ctl --vm STATE ARGS...`
-fn ctl(state: &Path, args: &[&str]) -> Output {
-    Command::new(hull_bin())
-        .arg("ctl")
-        .arg("--vm")
-        .arg(state)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running hull ctl")
-}
-
-/// `hull ctl` that must succeed; its stdout.
-fn ctl_ok(state: &Path, args: &[&str]) -> String {
-    let out = ctl(state, args);
-    assert!(
-        out.status.success(),
-        "hull ctl {args:?} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn ps(state: &Path) -> serde_json::Value {
-    serde_json::from_str(&ctl_ok(state, &["ps", "--json"])).expect("ps --json is JSON")
+    serde_json::from_str(&hull_ctl_ok(state, &["ps", "--json"])).expect("ps --json is JSON")
 }
 
 fn service<'a>(ps: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
@@ -65,7 +44,7 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 }
 
 fn events(state: &Path) -> Vec<serde_json::Value> {
-    ctl_ok(state, &["events", "--json"])
+    hull_ctl_ok(state, &["events", "--json"])
         .lines()
         .map(|l| serde_json::from_str(l).expect("event is JSON"))
         .collect()
@@ -215,7 +194,7 @@ fn supervision_x86_64() {
             .any(|l| l == "last words"),
         "{crashy}"
     );
-    let table = ctl_ok(&state, &["ps"]);
+    let table = hull_ctl_ok(&state, &["ps"]);
     assert!(table.contains("crashy | last words"), "{table}");
 
     // logs -f sees the lines of the next run, started by `restart`.
@@ -227,7 +206,7 @@ fn supervision_x86_64() {
         .spawn()
         .expect("logs -f");
     std::thread::sleep(Duration::from_secs(1));
-    let out = ctl_ok(&state, &["restart", "crashy"]);
+    let out = hull_ctl_ok(&state, &["restart", "crashy"]);
     assert!(out.contains("crashy restarting"), "{out}");
     let mut follower = BufReader::new(follow.stdout.take().unwrap());
     let mut line = String::new();
@@ -242,7 +221,7 @@ fn supervision_x86_64() {
     );
 
     // exec, with and without a pty; the exit code comes back.
-    let out = ctl(
+    let out = hull_ctl(
         &state,
         &[
             "exec",
@@ -260,7 +239,7 @@ fn supervision_x86_64() {
         text.contains("has-tty") && text.contains("in-web-42"),
         "{text}"
     );
-    let out = ctl(
+    let out = hull_ctl(
         &state,
         &[
             "exec",
@@ -275,18 +254,18 @@ fn supervision_x86_64() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("no-tty"));
 
     // kill -s, stop, start.
-    ctl_ok(&state, &["kill", "-s", "USR1", "web"]);
+    hull_ctl_ok(&state, &["kill", "-s", "USR1", "web"]);
     vm.expect("web | web got USR1", Duration::from_secs(20))
         .expect("USR1 delivered");
-    ctl_ok(&state, &["stop", "web"]);
+    hull_ctl_ok(&state, &["stop", "web"]);
     wait_until("web stopped", Duration::from_secs(20), || {
         service(&ps(&state), "web")["state"] == "exited"
     });
-    ctl_ok(&state, &["start", "web"]);
+    hull_ctl_ok(&state, &["start", "web"]);
     wait_until("web started again", Duration::from_secs(20), || {
         service(&ps(&state), "web")["state"] == "ready"
     });
-    let bad = ctl(&state, &["stop", "nosuch"]);
+    let bad = hull_ctl(&state, &["stop", "nosuch"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no service named \"nosuch\""));
 
@@ -297,7 +276,7 @@ fn supervision_x86_64() {
             .iter()
             .any(|l| l.contains("forker | forked 1000"))
     });
-    let zombies = ctl_ok(
+    let zombies = hull_ctl_ok(
         &state,
         &[
             "exec",
@@ -311,7 +290,7 @@ fn supervision_x86_64() {
     assert_eq!(zombies.trim(), "0", "zombies left");
 
     // boot-time, dmesg, inspect.
-    let bt = ctl_ok(&state, &["boot-time"]);
+    let bt = hull_ctl_ok(&state, &["boot-time"]);
     for phase in [
         "kernel",
         "stage 1: load kernel modules",
@@ -321,10 +300,10 @@ fn supervision_x86_64() {
     ] {
         assert!(bt.contains(phase), "{phase} missing from boot-time:\n{bt}");
     }
-    let dmesg = ctl_ok(&state, &["dmesg"]);
+    let dmesg = hull_ctl_ok(&state, &["dmesg"]);
     assert!(dmesg.contains("Linux version"), "{dmesg}");
     let ins: serde_json::Value =
-        serde_json::from_str(&ctl_ok(&state, &["inspect", "db"])).expect("inspect is JSON");
+        serde_json::from_str(&hull_ctl_ok(&state, &["inspect", "db"])).expect("inspect is JSON");
     assert_eq!(ins["cgroup"], "/hull/services/db", "{ins}");
     assert!(ins["spec"]["process"]["env"]
         .to_string()
@@ -332,7 +311,7 @@ fn supervision_x86_64() {
     assert!(!ins["cgroup_pids"].as_array().unwrap().is_empty());
 
     // hullctl inside the guest.
-    ctl_ok(&state, &["exec", "db", "--", "touch", "/host/run/probe-go"]);
+    hull_ctl_ok(&state, &["exec", "db", "--", "touch", "/host/run/probe-go"]);
     vm.expect("probe | probe-done", Duration::from_secs(60))
         .expect("probe ran");
     let console = vm.console().join("\n");
@@ -354,7 +333,7 @@ fn supervision_x86_64() {
 
     // Shutdown: reverse dependency order, the stubborn one killed after its grace.
     let t0 = Instant::now();
-    ctl_ok(&state, &["shutdown"]);
+    hull_ctl_ok(&state, &["shutdown"]);
     vm.expect(
         "stubborn did not stop in time; killing it",
         Duration::from_secs(30),

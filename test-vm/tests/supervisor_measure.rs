@@ -11,31 +11,13 @@
 //! `HULL_VM_TESTS=1 HULL_VM_MEASURE=1 cargo test -p hull-test-vm --test supervisor_measure -- --nocapture --test-threads=1`
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use hull_test_vm::{build_image, hull_bin, pkg_dir, vm_lock, vm_tests_enabled, Vm};
+use hull_test_vm::{build_image, hull_ctl_ok, pkg_dir, vm_lock, vm_tests_enabled, Vm};
 
 const BOOT: Duration = Duration::from_secs(120);
 /// What each logger prints, 1,000 times a second.
 const LINE: &str = "a line of a service that logs a lot";
-
-fn ctl(state: &Path, args: &[&str]) -> String {
-    let out = Command::new(hull_bin())
-        .arg("ctl")
-        .arg("--vm")
-        .arg(state)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("hull ctl");
-    assert!(
-        out.status.success(),
-        "hull ctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn yaml(loggers: usize) -> String {
     let (kernel, init, busybox) = (pkg_dir("kernel"), pkg_dir("init"), pkg_dir("busybox"));
@@ -70,7 +52,7 @@ services:
 /// almost all container output: they count the lines logged (the log files
 /// rotate, so counting their lines would not do).
 fn pid1(state: &Path) -> (u64, u64, u64) {
-    let out = ctl(
+    let out = hull_ctl_ok(
         state,
         &[
             "exec",
@@ -125,9 +107,9 @@ fn measure_pid1_x86_64() {
     let (rss1, _, _) = pid1(&state);
     let mut restarts = Vec::new();
     for _ in 0..5 {
-        ctl(&state, &["restart", "meter"]);
+        hull_ctl_ok(&state, &["restart", "meter"]);
         std::thread::sleep(Duration::from_secs(2));
-        let evs: Vec<serde_json::Value> = ctl(&state, &["events", "--json"])
+        let evs: Vec<serde_json::Value> = hull_ctl_ok(&state, &["events", "--json"])
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .filter(|e: &serde_json::Value| e["name"] == "meter")
@@ -138,7 +120,7 @@ fn measure_pid1_x86_64() {
             restarts.push(b["time"].as_f64().unwrap() - a["time"].as_f64().unwrap());
         }
     }
-    ctl(&state, &["shutdown"]);
+    hull_ctl_ok(&state, &["shutdown"]);
     let _ = vm.wait_exit(Duration::from_secs(60));
     drop(vm);
 
@@ -149,7 +131,7 @@ fn measure_pid1_x86_64() {
     std::thread::sleep(Duration::from_secs(10));
     let (rss20_after, t1, r1) = pid1(&state);
     let secs = start.elapsed().as_secs_f64();
-    ctl(&state, &["shutdown"]);
+    hull_ctl_ok(&state, &["shutdown"]);
     let _ = vm.wait_exit(Duration::from_secs(60));
 
     // CLK_TCK is 100 on Linux.
