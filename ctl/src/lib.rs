@@ -2,7 +2,7 @@
 //! by that name, talking to `/run/hull/control.sock`) and `hull ctl --vm
 //! STATE_DIR` (the host, talking to the virtio-serial port through QEMU's
 //! socket in the VM's state directory). Both speak the protocol of
-//! [`spec::control`] over a Unix stream socket, so they share everything:
+//! [`contract::control`] over a Unix stream socket, so they share everything:
 //! the subcommands, the client loop, and how answers are printed.
 //!
 //! Single-threaded (poll) so that it can live in the guest's static binary
@@ -14,10 +14,10 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::poll::{PollFd, PollFlags, PollTimeout};
-use spec::control::{
+use contract::control::{
     BootPhase, Event, ExitStatus, Op, Reply, Request, Response, ServiceStatus, PROTOCOL_VERSION,
 };
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 /// How long a one-shot request may take before the client gives up.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -583,7 +583,7 @@ fn exec(c: &mut Client, name: String, args: Vec<String>, tty: bool) -> Result<i3
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spec::control::ServiceState;
+    use contract::control::ServiceState;
 
     #[test]
     fn signals_by_name_or_number() {

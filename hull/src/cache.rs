@@ -1,3 +1,3 @@
-//! The image cache lives in the `hull-oci` crate; this keeps the paths
+//! The image cache lives in the `hull-store` crate; this keeps the paths
 //! (`crate::cache::Cache`) the rest of hull uses.
-pub use oci::cache::*;
+pub use store::cache::*;

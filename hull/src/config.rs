@@ -519,9 +519,9 @@ pub struct RuntimeSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mkdir: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interfaces: Option<Vec<spec::RuntimeInterface>>,
+    pub interfaces: Option<Vec<contract::RuntimeInterface>>,
     #[serde(default, rename = "bindNS", skip_serializing_if = "Option::is_none")]
-    pub bind_ns: Option<spec::BindNs>,
+    pub bind_ns: Option<contract::BindNs>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
 }
@@ -615,7 +615,7 @@ pub struct ImageEntry {
     // hull's own keys.
     /// Services: `always`, `on-failure` (default) or `never`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub restart: Option<spec::RestartPolicy>,
+    pub restart: Option<contract::RestartPolicy>,
     /// Services: bounds of the delay between restarts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_backoff: Option<Backoff>,
@@ -1046,7 +1046,7 @@ mod tests {
         assert_eq!(c.onboot[0].value.name(), "a");
         assert_eq!(
             c.services[0].value.restart,
-            Some(spec::RestartPolicy::Always)
+            Some(contract::RestartPolicy::Always)
         );
         assert_eq!(c.init[0].value, "@pkg:pkg/init");
         assert_eq!(c.services[0].pos().line, 14);

@@ -1,13 +1,13 @@
 //! How a build turns an image reference into a name in the cache: a name
 //! the cache has (as written, with `:latest`, or fully qualified) is used as
 //! it is, without any network request; otherwise, or with `--pull`, the
-//! registry is asked ([`oci::registry`]).
+//! registry is asked ([`store::registry`]).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
-use oci::registry::{self, Options, Registry, RegistryError};
+use store::registry::{self, Options, Registry, RegistryError};
 
 use crate::cache::Cache;
 use crate::UsageError;

@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use contract::{Readiness, ReadinessCheck, RuntimeJson, RuntimeMount};
 use serde_json::{json, Map, Value};
-use spec::{Readiness, ReadinessCheck, RuntimeJson, RuntimeMount};
 
 use crate::check;
 use crate::config::{self, Device, ImageEntry, Mount, ReadinessValue};
@@ -1053,7 +1053,7 @@ mod tests {
         assert_eq!(m.binds.unwrap(), ["/a:/a", "/b:/b"]);
         assert_eq!(m.capabilities.unwrap(), ["CAP_SYS_ADMIN", "CAP_NET_ADMIN"]);
         assert_eq!(m.net.as_deref(), Some("new"));
-        assert_eq!(m.restart, Some(spec::RestartPolicy::Always));
+        assert_eq!(m.restart, Some(contract::RestartPolicy::Always));
         let rt = m.runtime.unwrap();
         assert_eq!(rt.mkdir.unwrap(), ["/run/l"]);
         assert_eq!(rt.cgroups.unwrap(), ["c1"]);
@@ -1115,7 +1115,7 @@ mod tests {
     #[test]
     fn runtime_json_maps_hull_and_linuxkit_keys() {
         let rt = runtime_json(&entry("restart: always\nrestartBackoff: {initial: 100ms, max: 1m}\nstartLimit: 3\ndepends: [db]\nreadiness: {tcp: 8080}\nreadinessTimeout: 5s\nstopSignal: SIGINT\nstopGracePeriod: 2\nconsole: false\nruntime:\n  mkdir: [/run/x]\n  cgroups: [c]\n  mounts: [{source: proc, destination: /run/p}]\n  interfaces: [{name: eth1, add: veth, peer: veth1, createInRoot: true}]\n  bindNS: {net: /run/netns/x}\n  namespace: ns\n"), "/containers/services/web");
-        assert_eq!(rt.restart, spec::RestartPolicy::Always);
+        assert_eq!(rt.restart, contract::RestartPolicy::Always);
         assert_eq!((rt.backoff_initial_ms, rt.backoff_max_ms), (100, 60_000));
         assert_eq!(rt.start_limit, 3);
         assert_eq!(rt.depends, ["db"]);

@@ -16,7 +16,7 @@ use ctl::CtlCommand;
 )]
 struct Cli {
     /// The control socket of hull-init.
-    #[arg(long, default_value = spec::control::CONTROL_SOCKET)]
+    #[arg(long, default_value = contract::control::CONTROL_SOCKET)]
     socket: PathBuf,
     #[command(subcommand)]
     cmd: Cmd,

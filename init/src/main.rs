@@ -21,7 +21,7 @@ mod sys;
 
 use std::io::Write;
 
-use spec::ImageJson;
+use contract::ImageJson;
 use supervisor::{error_chain, Options, ShutdownKind, Supervisor};
 
 /// The argument stage 1 passes when it re-executes itself in the real root.
@@ -51,7 +51,7 @@ impl Cmdline {
         };
         for word in text.split_whitespace() {
             match word {
-                w if w == spec::CMDLINE_QUIET_CONTAINERS => c.console_log = false,
+                w if w == contract::CMDLINE_QUIET_CONTAINERS => c.console_log = false,
                 "hull.panic=reboot" => c.on_panic = ShutdownKind::Reboot,
                 "hull.panic=halt" => c.on_panic = ShutdownKind::Halt,
                 _ => {}
@@ -122,8 +122,8 @@ fn stage1_main() -> Result<ShutdownKind, String> {
 }
 
 /// The phases before the supervisor, for `hullctl boot-time`.
-fn early_phases(times: &[f64], t_stage2: f64, t_ready: f64) -> Vec<spec::control::BootPhase> {
-    let phase = |name: &str, start: f64, end: f64| spec::control::BootPhase {
+fn early_phases(times: &[f64], t_stage2: f64, t_ready: f64) -> Vec<contract::control::BootPhase> {
+    let phase = |name: &str, start: f64, end: f64| contract::control::BootPhase {
         name: name.into(),
         start,
         duration: end - start,
@@ -143,11 +143,11 @@ fn stage2_main(times: &[f64]) -> Result<ShutdownKind, String> {
     let t_stage2 = supervisor::uptime();
     mounts::scratch().map_err(|e| format!("mounting /run, /tmp, /var: {e}"))?;
     let cmdline = Cmdline::read();
-    let image: ImageJson = std::fs::read(spec::IMAGE_JSON_PATH)
-        .map_err(|e| format!("reading {}: {e}", spec::IMAGE_JSON_PATH))
+    let image: ImageJson = std::fs::read(contract::IMAGE_JSON_PATH)
+        .map_err(|e| format!("reading {}: {e}", contract::IMAGE_JSON_PATH))
         .and_then(|d| {
             serde_json::from_slice(&d)
-                .map_err(|e| format!("parsing {}: {e}", spec::IMAGE_JSON_PATH))
+                .map_err(|e| format!("parsing {}: {e}", contract::IMAGE_JSON_PATH))
         })?;
     sys::set_hostname(&image.name);
     if let Err(e) = sys::loopback_up() {
@@ -178,7 +178,7 @@ fn finish(kind: ShutdownKind) -> ! {
     nix::unistd::sync();
     supervisor::console_say(&format!(
         "{} ({kind:?})",
-        spec::SHUTDOWN_MARKER.trim_start_matches("hull: ")
+        contract::SHUTDOWN_MARKER.trim_start_matches("hull: ")
     ));
     let how = match kind {
         ShutdownKind::Poweroff => nix::sys::reboot::RebootMode::RB_POWER_OFF,

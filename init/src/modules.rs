@@ -6,9 +6,9 @@
 use std::ffi::CString;
 use std::fs::File;
 
+use contract::ModuleEntry;
 use nix::errno::Errno;
 use nix::kmod::{finit_module, ModuleInitFlags};
-use spec::ModuleEntry;
 
 use crate::say;
 
@@ -18,11 +18,11 @@ pub fn load_all() {
         Err(_) => return,
     };
     let dir = format!("/lib/modules/{release}");
-    let list: Vec<ModuleEntry> = match std::fs::read(format!("{dir}/{}", spec::MODULES_JSON)) {
+    let list: Vec<ModuleEntry> = match std::fs::read(format!("{dir}/{}", contract::MODULES_JSON)) {
         Ok(data) => match serde_json::from_slice(&data) {
             Ok(l) => l,
             Err(e) => {
-                say!("{dir}/{}: {e}; no modules loaded", spec::MODULES_JSON);
+                say!("{dir}/{}: {e}; no modules loaded", contract::MODULES_JSON);
                 return;
             }
         },

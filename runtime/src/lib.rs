@@ -15,6 +15,7 @@ use std::fs;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
+use contract::{RuntimeJson, RuntimeMount, RUNTIME_JSON};
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
@@ -23,7 +24,6 @@ use nix::mount::{mount, MsFlags};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
-use spec::{RuntimeJson, RuntimeMount, RUNTIME_JSON};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {

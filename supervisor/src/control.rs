@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 
-use spec::control::{Request, Response, MAX_REQUEST, VIRTIO_PORT_NAME};
+use contract::control::{Request, Response, MAX_REQUEST, VIRTIO_PORT_NAME};
 
 /// A client that reads slower than we write (a stalled `logs -f`) is dropped
 /// past this much pending output, so it cannot make PID 1 grow.
@@ -279,7 +279,7 @@ pub fn open_ports(known: &mut Vec<String>) -> Vec<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spec::control::{Op, Reply};
+    use contract::control::{Op, Reply};
 
     #[test]
     fn requests_are_read_by_line_and_garbage_gets_an_error() {

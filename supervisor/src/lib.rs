@@ -32,6 +32,11 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use contract::control::{
+    BootPhase, Event, ExitStatus, Inspect, LogLine, Op, Reply, Request, Response, ServiceState,
+    ServiceStatus, CONTROL_SOCKET, NOTIFY_SOCKET_IN_CONTAINER, PROTOCOL_VERSION,
+};
+use contract::{ContainerRef, ImageJson, ReadinessCheck, RestartPolicy, RuntimeJson, READY_MARKER};
 use control::{Conn, Follow, Incoming, Io};
 use logs::{LogFile, LogStream, ReadOutcome, Ring};
 use nix::fcntl::OFlag;
@@ -42,11 +47,6 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use runtime::{Additions, Runtime, Stdio};
 use service::{Decision, Service};
-use spec::control::{
-    BootPhase, Event, ExitStatus, Inspect, LogLine, Op, Reply, Request, Response, ServiceState,
-    ServiceStatus, CONTROL_SOCKET, NOTIFY_SOCKET_IN_CONTAINER, PROTOCOL_VERSION,
-};
-use spec::{ContainerRef, ImageJson, ReadinessCheck, RestartPolicy, RuntimeJson, READY_MARKER};
 
 pub use console::say as console_say;
 

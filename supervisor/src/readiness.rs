@@ -9,7 +9,7 @@ use std::os::unix::net::UnixDatagram;
 use nix::sched::CloneFlags;
 
 /// The guest-side directory holding a service's notify socket; it is bound
-/// into the container at [`spec::control::NOTIFY_SOCKET_IN_CONTAINER`]'s folder.
+/// into the container at [`contract::control::NOTIFY_SOCKET_IN_CONTAINER`]'s folder.
 pub fn notify_dir(name: &str) -> String {
     format!("/run/hull/notify/{name}")
 }

@@ -5,9 +5,9 @@ use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use contract::control::{ExitStatus, ServiceState};
+use contract::{ReadinessCheck, RestartPolicy, RuntimeJson};
 use runtime::Running;
-use spec::control::{ExitStatus, ServiceState};
-use spec::{ReadinessCheck, RestartPolicy, RuntimeJson};
 
 /// A service that ran this long without exiting gets its delay and its count
 /// of quick failures reset.

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use contract::{ContainerRef, ImageJson};
 use fstree::{Entry, Kind, Tree};
 use serde_json::Value;
-use spec::{ContainerRef, ImageJson};
 
 use crate::cache::Cache;
 use crate::check;

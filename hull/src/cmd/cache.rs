@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use oci::archive::{self, ArchiveError, ExportFormat};
-use oci::registry::RegistryError;
+use store::archive::{self, ArchiveError, ExportFormat};
+use store::registry::RegistryError;
 
 use crate::cache::{oci_arch, Cache};
 use crate::images::{self, Images, PullArgs};

@@ -68,7 +68,7 @@ mod tests {
     /// the socket independently; they must agree.
     #[test]
     fn host_and_guest_agree_on_the_control_port() {
-        assert_eq!(qemu::CONTROL_PORT_NAME, spec::control::VIRTIO_PORT_NAME);
-        assert_eq!(qemu::CONTROL_SOCKET, spec::control::HOST_CONTROL_SOCKET);
+        assert_eq!(qemu::CONTROL_PORT_NAME, contract::control::VIRTIO_PORT_NAME);
+        assert_eq!(qemu::CONTROL_SOCKET, contract::control::HOST_CONTROL_SOCKET);
     }
 }

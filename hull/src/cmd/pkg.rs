@@ -1,5 +1,5 @@
 //! `hull pkg build`, `hull pkg show-tag`, `hull pkg lock` and `hull pkg push`
-//! (through the registry client of `hull-oci`).
+//! (through the registry client of `hull-store`).
 
 use std::path::PathBuf;
 

@@ -6,7 +6,11 @@
 //! actions hull performs before the container starts and how it is supervised.
 //! The guest never parses YAML; the host never links the container runtime.
 
+pub mod arch;
 pub mod control;
+pub mod signal;
+
+pub use arch::{Arch, UnknownArch};
 
 use serde::{Deserialize, Serialize};
 
