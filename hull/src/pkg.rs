@@ -438,7 +438,7 @@ impl Package {
                 (None, Some(c), None) => self.add_cargo(c, arch, &mut tree)?,
                 (None, None, Some(folder)) => {
                     let from = self.dir.join(folder);
-                    let mut files = initrd::tree_from_dir(&from).map_err(|e| PkgError::Build {
+                    let mut files = fstree::tree_from_dir(&from).map_err(|e| PkgError::Build {
                         package: self.yml.image.clone(),
                         message: format!("{}: {e}", from.display()),
                     })?;
