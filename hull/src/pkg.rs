@@ -78,8 +78,7 @@ impl PkgError {
                 | PkgError::Arch { .. }
                 | PkgError::Debian {
                     source: debian::DebianError::NoSuchPackage { .. }
-                        | debian::DebianError::Unsatisfiable { .. }
-                        | debian::DebianError::UnknownArch(_),
+                        | debian::DebianError::Unsatisfiable { .. },
                     ..
                 }
         )
@@ -560,7 +559,12 @@ impl Package {
             package: pkg.clone(),
             source,
         };
-        let deb_arch = debian::DebArch::from_hull_arch(arch).map_err(derr)?;
+        let deb_arch: contract::Arch = arch.parse().map_err(|e: contract::UnknownArch| {
+            PkgError::Build {
+                package: pkg.clone(),
+                message: e.to_string(),
+            }
+        })?;
         let mirror = d.mirror.as_deref().unwrap_or(DEFAULT_MIRROR);
         let suite = d.suite.as_deref().unwrap_or(DEFAULT_SUITE);
         let mut archive = debian::Archive::new(mirror, suite, deb_arch, &cache.subdir("debian"));
@@ -578,7 +582,7 @@ impl Package {
         archive.load_index().map_err(derr)?;
         let mut names: Vec<String> = names
             .iter()
-            .map(|n| n.replace("{debarch}", deb_arch.as_str()))
+            .map(|n| n.replace("{debarch}", deb_arch.debian()))
             .collect();
         if d.kernel {
             // Follow the metapackage (linux-image-cloud-amd64) to the versioned
