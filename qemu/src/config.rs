@@ -1,8 +1,6 @@
 use std::ffi::OsString;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::str::FromStr;
 
 use crate::error::QemuError;
 use crate::process;
@@ -27,70 +25,15 @@ pub fn control_socket_name(n: u32) -> String {
 /// The virtio-serial port's name, as the guest finds it in /sys/class/virtio-ports.
 pub const CONTROL_PORT_NAME: &str = "org.hull.control";
 
-/// Guest architecture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Arch {
-    X86_64,
-    Aarch64,
-}
+/// The guest architecture: one type for every crate of hull (its QEMU
+/// spellings are [`Arch::qemu_binary`] and [`Arch::serial_console`]).
+pub use contract::Arch;
 
-impl Arch {
-    /// The canonical name (`x86_64`, `aarch64`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64",
-            Arch::Aarch64 => "aarch64",
-        }
-    }
-
-    /// The QEMU system emulator for this architecture.
-    pub fn qemu_binary(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "qemu-system-x86_64",
-            Arch::Aarch64 => "qemu-system-aarch64",
-        }
-    }
-
-    /// The Debian package that ships [`Arch::qemu_binary`].
-    fn qemu_package(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "qemu-system-x86",
-            Arch::Aarch64 => "qemu-system-arm",
-        }
-    }
-
-    /// The serial console the guest kernel should print on.
-    pub fn console(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "ttyS0",
-            Arch::Aarch64 => "ttyAMA0",
-        }
-    }
-
-    /// The architecture of this host, when it is one we know.
-    pub fn host() -> Option<Arch> {
-        match std::env::consts::ARCH {
-            "x86_64" => Some(Arch::X86_64),
-            "aarch64" => Some(Arch::Aarch64),
-            _ => None,
-        }
-    }
-}
-
-impl FromStr for Arch {
-    type Err = QemuError;
-    fn from_str(s: &str) -> Result<Arch, QemuError> {
-        match s {
-            "x86_64" | "amd64" => Ok(Arch::X86_64),
-            "aarch64" | "arm64" => Ok(Arch::Aarch64),
-            other => Err(QemuError::UnknownArch(other.to_string())),
-        }
-    }
-}
-
-impl fmt::Display for Arch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+/// The Debian package that ships [`Arch::qemu_binary`].
+fn qemu_package(arch: Arch) -> &'static str {
+    match arch {
+        Arch::X86_64 => "qemu-system-x86",
+        Arch::Aarch64 => "qemu-system-arm",
     }
 }
 
@@ -156,6 +99,7 @@ impl VmConfig {
                 return Err(QemuError::MissingArtifact {
                     what,
                     path: path.clone(),
+                    input: crate::error::bad_input(),
                 });
             }
         }
@@ -194,9 +138,9 @@ impl VmConfig {
         if has_console {
             self.cmdline.clone()
         } else if self.cmdline.is_empty() {
-            format!("console={}", self.arch.console())
+            format!("console={}", self.arch.serial_console())
         } else {
-            format!("{} console={}", self.cmdline, self.arch.console())
+            format!("{} console={}", self.cmdline, self.arch.serial_console())
         }
     }
 
@@ -323,7 +267,7 @@ impl VmConfig {
     pub fn spawn_error(&self, source: std::io::Error) -> QemuError {
         QemuError::Spawn {
             binary: self.arch.qemu_binary().to_string(),
-            package: self.arch.qemu_package(),
+            package: qemu_package(self.arch),
             source,
         }
     }

@@ -6,14 +6,30 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-/// Why a `--publish` or `--disk` value is not understood.
+use report::BadInput;
+
+use crate::error::bad_input;
+
+/// Why a `--publish` or `--disk` value is not understood, or a disk cannot be
+/// created. A value that does not parse is the user's mistake: it carries a
+/// [`BadInput`] marker (exit code 2).
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
-    #[error("--publish {0:?}: expected [ADDRESS:]HOST_PORT:GUEST_PORT[/tcp|/udp], e.g. 6379:6379")]
-    Publish(String),
-    #[error("--disk {0:?}: expected FILE[,size=SIZE] with SIZE such as 512M or 4G")]
-    Disk(String),
-    #[error("creating disk {path}: {source}")]
+    #[error(
+        "--publish {value:?}: expected [ADDRESS:]HOST_PORT:GUEST_PORT[/tcp|/udp], e.g. 6379:6379"
+    )]
+    Publish {
+        value: String,
+        #[source]
+        input: BadInput,
+    },
+    #[error("--disk {value:?}: expected FILE[,size=SIZE] with SIZE such as 512M or 4G")]
+    Disk {
+        value: String,
+        #[source]
+        input: BadInput,
+    },
+    #[error("creating disk {path}")]
     CreateDisk {
         path: PathBuf,
         #[source]
@@ -41,7 +57,10 @@ pub struct Publish {
 impl FromStr for Publish {
     type Err = DeviceError;
     fn from_str(s: &str) -> Result<Publish, DeviceError> {
-        let bad = || DeviceError::Publish(s.to_string());
+        let bad = || DeviceError::Publish {
+            value: s.to_string(),
+            input: bad_input(),
+        };
         let (ports, protocol) = match s.rsplit_once('/') {
             Some((p, "tcp")) => (p, Protocol::Tcp),
             Some((p, "udp")) => (p, Protocol::Udp),
@@ -96,7 +115,10 @@ pub const DEFAULT_DISK_SIZE: u64 = 1 << 30;
 impl FromStr for Disk {
     type Err = DeviceError;
     fn from_str(s: &str) -> Result<Disk, DeviceError> {
-        let bad = || DeviceError::Disk(s.to_string());
+        let bad = || DeviceError::Disk {
+            value: s.to_string(),
+            input: bad_input(),
+        };
         let mut parts = s.split(',');
         let path = parts.next().filter(|p| !p.is_empty()).ok_or_else(bad)?;
         let mut size = None;

@@ -1,15 +1,23 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use report::BadInput;
+
 /// Everything that can go wrong while configuring, starting or driving a VM.
 /// One variant per failing step; I/O causes are kept as `#[source]`.
 #[derive(Debug, thiserror::Error)]
 pub enum QemuError {
-    #[error("unknown architecture {0:?} (expected x86_64, amd64, aarch64 or arm64)")]
-    UnknownArch(String),
+    #[error(transparent)]
+    UnknownArch(#[from] contract::UnknownArch),
 
     #[error("{what} not found at {path} (build it with `hull build -f kernel+initrd`)")]
-    MissingArtifact { what: &'static str, path: PathBuf },
+    MissingArtifact {
+        what: &'static str,
+        path: PathBuf,
+        /// The prefix the user gave names no image: bad input (exit code 2).
+        #[source]
+        input: BadInput,
+    },
 
     #[error("reading {path}")]
     ReadArtifact {
@@ -88,4 +96,10 @@ pub enum QemuError {
 
     #[error("QEMU exited with {status} after system_powerdown")]
     BadExit { status: std::process::ExitStatus },
+}
+
+/// The marker a bad-input variant carries as its source: it adds nothing to
+/// the message, and tells `report::exit_code` that the user's input is wrong.
+pub(crate) fn bad_input() -> BadInput {
+    BadInput::new("")
 }

@@ -272,7 +272,7 @@ pub struct Vm {
 impl Vm {
     /// Boots the `hull build -f kernel+initrd` output at `prefix`.
     pub fn start(prefix: &Path, arch: &str) -> Result<Vm, HarnessError> {
-        let arch: Arch = arch.parse()?;
+        let arch: Arch = arch.parse().map_err(QemuError::from)?;
         Vm::start_config(VmConfig::from_prefix(prefix, arch)?)
     }
 
