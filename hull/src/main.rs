@@ -1,23 +1,25 @@
 //! `hull`: builds minimal, immutable, container-native Linux appliances from
 //! YAML and boots them. Thin: each verb lives in `cmd/`, the work in the
-//! library modules and crates beside it.
+//! library crates (packages in `hull-pkg`, references in `hull-resolve`, the
+//! image store in `hull-store`, ...) and in the YAML modules beside it.
+//!
+//! Failures are printed in one place, [`main`], through `report::fail`: one
+//! line, exit code 2 when anything in the error's chain is a
+//! `report::BadInput`, else 1. Mistakes in YAML files are the exception:
+//! every one of them, one `FILE:LINE:COL: message` per line, exit code 2.
 
-mod cache;
 mod check;
 mod cmd;
 mod config;
 mod image_map;
-mod images;
 mod ocispec;
-mod pkg;
 mod yaml_load;
 
-use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
 
-/// Bad usage or bad input: printed as one line, exit code 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
+use clap::{Parser, Subcommand};
+use contract::Arch;
+use report::BadInput;
 
 #[derive(Parser)]
 #[command(
@@ -58,12 +60,50 @@ enum RunCmd {
     Qemu(cmd::run_qemu::RunQemuArgs),
 }
 
+/// Flags of every command that may pull.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct PullArgs {
+    /// Ask the registry for every registry image even when it is cached
+    /// (only blobs the cache lacks are downloaded).
+    #[arg(long)]
+    pub pull: bool,
+    /// Fetch images of REGISTRY from URL instead (repeatable), e.g.
+    /// docker.io=http://127.0.0.1:5000. Loopback registries speak plain HTTP.
+    #[arg(long = "mirror", value_name = "REGISTRY=URL")]
+    pub mirrors: Vec<String>,
+}
+
+impl PullArgs {
+    /// How the resolver treats references: progress bars on a terminal,
+    /// a line per pull on stderr.
+    pub fn options(&self) -> resolve::Options {
+        resolve::Options {
+            pull: self.pull,
+            mirrors: self.mirrors.clone(),
+            progress: std::io::stderr().is_terminal(),
+            report: Some(say),
+        }
+    }
+}
+
 /// SOURCE_DATE_EPOCH when set (reproducible builds), else 0.
 pub fn source_date_epoch() -> u64 {
     std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
+}
+
+/// An `--arch` value: every spelling of the two arches; anything else is
+/// bad input.
+pub fn parse_arch(arch: &str) -> Result<Arch, BadInput> {
+    arch.parse()
+        .map_err(|e: contract::UnknownArch| BadInput::new(e.to_string()))
+}
+
+/// One line of progress or warning on stderr, as every hull line is.
+pub fn say(line: &str) {
+    eprintln!("hull: {line}");
 }
 
 fn main() {
@@ -81,22 +121,16 @@ fn main() {
         Cmd::Cache(c) => cmd::cache::run(c),
         Cmd::Ctl(a) => cmd::ctl::run(a),
     };
-    match result {
-        Ok(code) => std::process::exit(code),
-        Err(e) => {
-            // Mistakes in the input files: one `FILE:LINE:COL: message` per line.
-            if let Some(errs) = e.downcast_ref::<config::ConfigErrors>() {
+    let code = match result {
+        Ok(code) => code,
+        // Mistakes in the input files: one `FILE:LINE:COL: message` per line.
+        Err(e) => match e.downcast_ref::<config::ConfigErrors>() {
+            Some(errs) => {
                 eprintln!("{errs}");
-                std::process::exit(2);
+                report::Exit::BadInput.code()
             }
-            let code = if e.downcast_ref::<UsageError>().is_some() {
-                2
-            } else {
-                1
-            };
-            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-            eprintln!("hull: {}", chain.join(": "));
-            std::process::exit(code);
-        }
-    }
+            None => report::fail("hull", e.as_ref()),
+        },
+    };
+    std::process::exit(code);
 }

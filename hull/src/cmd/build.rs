@@ -4,18 +4,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use contract::{ContainerRef, ImageJson};
+use contract::{Arch, ContainerRef, ImageJson};
 use fstree::{Entry, Kind, Tree};
+use pkgbuild::Package;
+use report::BadInput;
 use serde_json::Value;
+use store::Cache;
 
-use crate::cache::Cache;
 use crate::check;
 use crate::cmd::validate::{self, MapArgs};
 use crate::config::{self, Config, ImageEntry, Located, Pos};
-use crate::images::Images;
 use crate::ocispec;
-use crate::pkg::{normalize_arch, Package};
-use crate::UsageError;
 
 #[derive(clap::Args)]
 pub struct BuildArgs {
@@ -37,7 +36,7 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub map: MapArgs,
     #[command(flatten)]
-    pub pull: crate::images::PullArgs,
+    pub pull: crate::PullArgs,
     /// The YAML files; later files add to earlier ones.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -61,8 +60,8 @@ struct Resolved {
 
 struct Resolver<'a> {
     cache: &'a Cache,
-    images: &'a Images,
-    arch: &'a str,
+    images: &'a resolve::Resolver,
+    arch: Arch,
     force: bool,
     done: BTreeMap<String, (Tree, Value)>,
 }
@@ -79,9 +78,14 @@ impl Resolver<'_> {
         }
         let name = if let Some(path) = reference.strip_prefix("@pkg:") {
             let dir = package_dir(pos, path)?;
-            let pkg = Package::load(&dir).map_err(|e| UsageError(e.to_string()))?;
-            pkg.build(self.cache, self.arch, self.force)
-                .with_context(|| format!("building package {}", dir.display()))?
+            let pkg = Package::load(&dir).map_err(|e| BadInput::new(e.to_string()))?;
+            pkg.build(
+                self.cache,
+                self.arch,
+                &crate::cmd::pkg::build_options(self.force, false),
+            )
+            .map(|b| b.name)
+            .with_context(|| format!("building package {}", dir.display()))?
         } else {
             cached_name(self.images, self.cache, pos, reference, self.arch)?
         };
@@ -103,15 +107,10 @@ impl Resolver<'_> {
 }
 
 pub fn run(args: BuildArgs) -> anyhow::Result<()> {
-    let arch = normalize_arch(&args.arch).ok_or_else(|| {
-        UsageError(format!(
-            "unknown arch {:?}: use x86_64 (amd64) or aarch64 (arm64)",
-            args.arch
-        ))
-    })?;
+    let arch = crate::parse_arch(&args.arch)?;
     for f in &args.formats {
         if !FORMATS.contains(&f.as_str()) {
-            return Err(UsageError(format!(
+            return Err(BadInput::new(format!(
                 "unknown output format {f:?}; this build knows: {}",
                 FORMATS.join(", ")
             ))
@@ -122,7 +121,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     let cfg = validate::prepare(&args.files, &args.map)?;
     let first = args.files[0].clone();
     if let Some(v) = cfg.volumes.first() {
-        return Err(UsageError(
+        return Err(BadInput::new(
             v.error(&[], "`volumes` are checked but not built yet by this hull")
                 .to_string(),
         )
@@ -135,7 +134,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| "image".into())
     });
     let cache = Cache::open(Cache::default_root())?;
-    let images = Images::new(&args.pull)?;
+    let images = resolve::Resolver::new(args.pull.options())?;
     let mut resolver = Resolver {
         cache: &cache,
         images: &images,
@@ -147,7 +146,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
 
     // The kernel: its fields merged over the files, later ones winning.
     let (kernel_section, kernel_image) = cfg.kernel().ok_or_else(|| {
-        UsageError(format!(
+        BadInput::new(format!(
             "{}: no kernel section: an image needs `kernel: {{image: ...}}`",
             first.display()
         ))
@@ -166,7 +165,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     let Some(kernel) = in_image(binary) else {
         let msg =
             format!("this image has no /{binary} file; it is not a kernel image (or set `binary`)");
-        return Err(UsageError(kernel_pos.error(msg).to_string()).into());
+        return Err(BadInput::new(kernel_pos.error(msg).to_string()).into());
     };
     let ucode = match kernel_section.ucode.as_deref() {
         None | Some("") => None,
@@ -174,7 +173,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
             Some(d) => Some(d),
             None => {
                 let msg = format!("the kernel image has no /{u} (`ucode`)");
-                return Err(UsageError(kernel_pos.error(msg).to_string()).into());
+                return Err(BadInput::new(kernel_pos.error(msg).to_string()).into());
             }
         },
     };
@@ -186,7 +185,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         root.merge(&img.rootfs, "/")?;
     }
     if !root.contains("sbin/hull-init") {
-        return Err(UsageError(format!(
+        return Err(BadInput::new(format!(
             "{}: no init image provides /sbin/hull-init; add \"@pkg:PATH/pkg/init\" to `init`",
             first.display()
         ))
@@ -214,7 +213,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
             Some(d) => Some(d),
             None => {
                 let msg = format!("the kernel image has no /{t} (`tar`)");
-                return Err(UsageError(kernel_pos.error(msg).to_string()).into());
+                return Err(BadInput::new(kernel_pos.error(msg).to_string()).into());
             }
         },
     };
@@ -239,7 +238,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
                 .iter()
                 .any(|s| initrd::modules::normalize_name(s) == initrd::modules::normalize_name(m))
             {
-                return Err(UsageError(
+                return Err(BadInput::new(
                     kernel_pos
                         .error(format!(
                             "kernel module {m:?} is neither a module nor built into this kernel"
@@ -273,7 +272,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
                 resolved,
                 &ids,
             )
-            .map_err(|e| UsageError(format!("{}: {e}", entry.pos())))?;
+            .map_err(|e| BadInput::new(format!("{}: {e}", entry.pos())))?;
             let r = ContainerRef {
                 name: name.to_string(),
                 bundle,
@@ -354,8 +353,8 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
 fn check_references(
     cfg: &Config,
     cache: &Cache,
-    images: &Images,
-    arch: &str,
+    images: &resolve::Resolver,
+    arch: Arch,
 ) -> anyhow::Result<()> {
     for (pos, reference) in cfg.image_refs() {
         if let Some(path) = reference.strip_prefix("@pkg:") {
@@ -375,24 +374,24 @@ fn package_dir(pos: &Pos, path: &str) -> anyhow::Result<PathBuf> {
             "no package at {} (a package is a folder with a build.yml)",
             dir.display()
         );
-        return Err(UsageError(pos.error(msg).to_string()).into());
+        return Err(BadInput::new(pos.error(msg).to_string()).into());
     }
     Ok(dir)
 }
 
 /// The cache name of a non-package reference for `arch`: cached already,
-/// or pulled now (see `crate::images`). Errors carry the reference's position.
+/// or pulled now (see `hull-resolve`). Errors carry the reference's position.
 fn cached_name(
-    images: &Images,
+    images: &resolve::Resolver,
     cache: &Cache,
     pos: &Pos,
     reference: &str,
-    arch: &str,
+    arch: Arch,
 ) -> anyhow::Result<String> {
     images.ensure(cache, reference, arch).map_err(|e| {
         let line = pos.error(e.to_string()).to_string();
         if e.is_bad_input() {
-            UsageError(line).into()
+            BadInput::new(line).into()
         } else {
             anyhow::anyhow!(line)
         }
@@ -534,7 +533,7 @@ fn add_files(
 ) -> anyhow::Result<()> {
     for f in files {
         let v = &f.value;
-        let bad = |m: String| UsageError(f.error(&["path"], m).to_string());
+        let bad = |m: String| BadInput::new(f.error(&["path"], m).to_string());
         // LinuxKit's defaults: 0600, a directory 0700 (metadata included).
         let mode = match v.mode.as_deref().and_then(check::parse_mode) {
             Some(m) => m,

@@ -3,14 +3,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-use store::archive::{self, ArchiveError, ExportFormat};
-use store::registry::RegistryError;
+use std::io::IsTerminal;
 
-use crate::cache::{oci_arch, Cache};
-use crate::images::{self, Images, PullArgs};
-use crate::pkg::normalize_arch;
-use crate::UsageError;
+use anyhow::Context;
+use contract::Arch;
+use report::BadInput;
+use store::archive::{self, ExportFormat};
+use store::registry::{self, Registry, RegistryError};
+use store::Cache;
 
 #[derive(clap::Subcommand)]
 pub enum CacheCmd {
@@ -67,36 +67,20 @@ pub enum CacheCmd {
     },
 }
 
-fn arch(a: &str) -> Result<&'static str, UsageError> {
-    normalize_arch(a).ok_or_else(|| {
-        UsageError(format!(
-            "unknown arch {a:?}: use x86_64 (amd64) or aarch64 (arm64)"
-        ))
-    })
+/// The registry client with the `--mirror`s given (a bad one is bad
+/// input); `check`: ask the registry even for cached names.
+pub fn registry(mirrors: &[String], check: bool) -> Result<Registry, RegistryError> {
+    Ok(Registry::new(registry::Options {
+        mirrors: registry::Options::parse_mirrors(mirrors)?,
+        check,
+        progress: std::io::stderr().is_terminal(),
+    }))
 }
 
-fn registry_err(e: RegistryError) -> anyhow::Error {
-    if e.is_bad_input() {
-        UsageError(e.to_string()).into()
-    } else {
-        e.into()
-    }
-}
-
-fn archive_err(e: ArchiveError) -> anyhow::Error {
-    match e {
-        ArchiveError::Unknown { .. }
-        | ArchiveError::Bad { .. }
-        | ArchiveError::NoName { .. }
-        | ArchiveError::Exists { .. } => UsageError(e.to_string()).into(),
-        e => e.into(),
-    }
-}
-
-/// The cached name `reference` stands for, or a usage error.
+/// The cached name `reference` stands for; none is bad input.
 fn cached(cache: &Cache, reference: &str) -> anyhow::Result<String> {
-    images::any_arch_name(cache, reference)?.ok_or_else(|| {
-        UsageError(format!(
+    resolve::any_arch_name(cache, reference)?.ok_or_else(|| {
+        BadInput::new(format!(
             "no image {reference} in the cache (see `hull cache ls`)"
         ))
         .into()
@@ -121,20 +105,20 @@ pub fn run(cmd: CacheCmd) -> anyhow::Result<i32> {
                         "{:<50} {:<6} {:<19} {:>8.1}MB",
                         r.name,
                         r.arch,
-                        images::short(&r.digest),
+                        resolve::short(&r.digest),
                         r.size as f64 / 1e6
                     );
                 }
             }
         }
         CacheCmd::Rm { reference, arch: a } => {
-            let a = a.as_deref().map(arch).transpose()?;
+            let a = a.as_deref().map(crate::parse_arch).transpose()?;
             let name = cached(&cache, &reference)?;
             let n = cache.remove(&name, a)?;
             if n == 0 {
-                return Err(UsageError(format!(
+                return Err(BadInput::new(format!(
                     "no image {reference} for {} in the cache",
-                    a.map(oci_arch).unwrap_or("any arch")
+                    a.map(Arch::oci).unwrap_or("any arch")
                 ))
                 .into());
             }
@@ -154,7 +138,7 @@ pub fn run(cmd: CacheCmd) -> anyhow::Result<i32> {
                 println!("cache {} ok: {n} images verified", root.display());
             } else {
                 for p in &problems {
-                    eprintln!("hull: {p}");
+                    crate::say(p);
                 }
                 return Ok(1);
             }
@@ -164,19 +148,12 @@ pub fn run(cmd: CacheCmd) -> anyhow::Result<i32> {
             arch: a,
             mirrors,
         } => {
-            let a = arch(&a)?;
-            let images = Images::new(&PullArgs {
-                pull: true,
-                mirrors,
-            })?;
-            let p = images
-                .registry()
-                .pull(&cache, &reference, a)
-                .map_err(registry_err)?;
+            let a = crate::parse_arch(&a)?;
+            let p = registry(&mirrors, true)?.pull(&cache, &reference, a)?;
             println!(
                 "{} ({}) {}: {}",
                 p.name,
-                oci_arch(a),
+                a.oci(),
                 p.digest,
                 if p.fetched > 0 {
                     format!("fetched {} bytes", p.fetched)
@@ -192,18 +169,11 @@ pub fn run(cmd: CacheCmd) -> anyhow::Result<i32> {
         } => {
             let name = cached(&cache, &reference)?;
             let dest = to.unwrap_or_else(|| name.clone());
-            let images = Images::new(&PullArgs {
-                pull: false,
-                mirrors,
-            })?;
-            let d = images
-                .registry()
-                .push(&cache, &name, &dest)
-                .map_err(registry_err)?;
+            let d = registry(&mirrors, false)?.push(&cache, &name, &dest)?;
             println!("pushed {name} to {dest} ({d})");
         }
         CacheCmd::Import { file, name } => {
-            let done = archive::import(&cache, &file, name.as_deref()).map_err(archive_err)?;
+            let done = archive::import(&cache, &file, name.as_deref())?;
             for i in done {
                 println!("{} ({}) {}", i.name, i.arch, i.digest);
             }
@@ -214,24 +184,23 @@ pub fn run(cmd: CacheCmd) -> anyhow::Result<i32> {
             output,
             arch: a,
         } => {
-            let a = arch(&a)?;
-            let format: ExportFormat = format.parse().map_err(UsageError)?;
+            let a = crate::parse_arch(&a)?;
+            let format: ExportFormat = format.parse()?;
             let name = cached(&cache, &reference)?;
             let done = archive::export(&cache, &name, a, format, &output)
-                .map_err(archive_err)
                 .with_context(|| format!("exporting {name}"))?;
             if let Some(first) = done.skipped.first() {
-                eprintln!(
-                    "hull: note: {} device nodes or FIFOs skipped (e.g. /{})",
+                crate::say(&format!(
+                    "note: {} device nodes or FIFOs skipped (e.g. /{})",
                     done.skipped.len(),
                     first.display()
-                );
+                ));
             }
             if done.xattrs_refused > 0 {
-                eprintln!(
-                    "hull: note: {} extended attributes not set: the filesystem or our privileges do not allow them",
+                crate::say(&format!(
+                    "note: {} extended attributes not set: the filesystem or our privileges do not allow them",
                     done.xattrs_refused
-                );
+                ));
             }
             println!("wrote {}", output.display());
         }

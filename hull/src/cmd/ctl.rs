@@ -5,7 +5,8 @@
 
 use std::path::PathBuf;
 
-use crate::UsageError;
+use anyhow::Context;
+use report::BadInput;
 
 #[derive(clap::Args)]
 pub struct CtlArgs {
@@ -18,21 +19,18 @@ pub struct CtlArgs {
 
 pub fn run(args: CtlArgs) -> anyhow::Result<i32> {
     if !args.vm.is_dir() {
-        return Err(UsageError(format!(
+        return Err(BadInput::new(format!(
             "{}: no such VM state directory (give the --state of `hull run qemu`, default PREFIX-state)",
             args.vm.display()
         ))
         .into());
     }
+    // Bad input is reported as such before any port is taken.
     if let ctl::CtlCommand::Kill { signal, .. } = &args.cmd {
-        ctl::parse_signal(signal).map_err(|e| UsageError(e.to_string()))?;
+        ctl::parse_signal(signal)?;
     }
     let (sock, _lock) = free_port(&args.vm)?;
-    match ctl::run(&sock, args.cmd) {
-        Ok(code) => Ok(code),
-        Err(e @ ctl::CtlError::Usage(_)) => Err(UsageError(e.to_string()).into()),
-        Err(e) => Err(e.into()),
-    }
+    Ok(ctl::run(&sock, args.cmd)?)
 }
 
 /// A control port no other `hull ctl` is using, and the lock that keeps it
@@ -50,7 +48,7 @@ fn free_port(state: &std::path::Path) -> anyhow::Result<(PathBuf, std::fs::File)
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", lock_path.display()))?;
+            .with_context(|| lock_path.display().to_string())?;
         if lock.try_lock().is_ok() {
             return Ok((sock, lock));
         }

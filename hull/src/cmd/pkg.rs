@@ -1,11 +1,13 @@
-//! `hull pkg build`, `hull pkg show-tag`, `hull pkg lock` and `hull pkg push`
-//! (through the registry client of `hull-store`).
+//! `hull pkg build`, `hull pkg show-tag`, `hull pkg lock` and `hull pkg push`:
+//! packages are `hull-pkg`'s, pushes go through the registry client of
+//! `hull-store`.
 
 use std::path::PathBuf;
 
-use crate::cache::Cache;
-use crate::pkg::{normalize_arch, BuildOptions, Package, PkgError};
-use crate::UsageError;
+use contract::Arch;
+use pkgbuild::{BuildOptions, Package};
+use report::BadInput;
+use store::Cache;
 
 #[derive(clap::Subcommand)]
 pub enum PkgCmd {
@@ -52,33 +54,29 @@ pub enum PkgCmd {
     },
 }
 
-/// The arches asked for, else the package's, else x86_64; normalised.
-fn arches(p: &Package, asked: Vec<String>) -> Result<Vec<&'static str>, UsageError> {
-    let list = if !asked.is_empty() {
-        asked
-    } else if !p.yml.arches.is_empty() {
-        p.yml.arches.clone()
-    } else {
-        vec!["x86_64".to_string()]
-    };
-    list.iter()
-        .map(|a| normalize_arch(a).ok_or_else(|| UsageError(format!("unknown arch {a:?}"))))
-        .collect()
+/// How hull builds packages, for `hull pkg` and for `@pkg:` references of
+/// `hull build`: files dated SOURCE_DATE_EPOCH, progress lines on stderr.
+pub fn build_options(force: bool, locked: bool) -> BuildOptions {
+    BuildOptions {
+        force,
+        locked,
+        mtime: crate::source_date_epoch(),
+        progress: Some(crate::say),
+    }
 }
 
-/// Exit code 2 when the package is at fault, 1 when the operation failed.
-fn usage_if_bad_input(e: PkgError) -> anyhow::Error {
-    if e.is_bad_input() {
-        UsageError(e.to_string()).into()
-    } else {
-        e.into()
+/// The arches asked for, else the package's, else x86_64.
+fn arches(p: &Package, asked: &[String]) -> Result<Vec<Arch>, BadInput> {
+    if asked.is_empty() {
+        return Ok(p.default_arches());
     }
+    asked.iter().map(|a| crate::parse_arch(a)).collect()
 }
 
 pub fn run(cmd: PkgCmd) -> anyhow::Result<()> {
     match cmd {
         PkgCmd::ShowTag { dir } => {
-            let p = Package::load(&dir).map_err(|e| UsageError(e.to_string()))?;
+            let p = Package::load(&dir)?;
             println!("{}", p.name(&p.tag()?));
         }
         PkgCmd::Build {
@@ -87,11 +85,11 @@ pub fn run(cmd: PkgCmd) -> anyhow::Result<()> {
             locked,
             dir,
         } => {
-            let p = Package::load(&dir).map_err(|e| UsageError(e.to_string()))?;
+            let p = Package::load(&dir)?;
             let cache = Cache::open(Cache::default_root())?;
-            let opts = BuildOptions { force, locked };
-            for a in arches(&p, arch)? {
-                let b = p.build_with(&cache, a, &opts).map_err(usage_if_bad_input)?;
+            let opts = build_options(force, locked);
+            for a in arches(&p, &arch)? {
+                let b = p.build(&cache, a, &opts)?;
                 if b.fresh {
                     println!("{} ({a}) built: {}", b.name, b.digest);
                 } else {
@@ -103,10 +101,10 @@ pub fn run(cmd: PkgCmd) -> anyhow::Result<()> {
             }
         }
         PkgCmd::Lock { arch, dir } => {
-            let p = Package::load(&dir).map_err(|e| UsageError(e.to_string()))?;
+            let p = Package::load(&dir)?;
             let cache = Cache::open(Cache::default_root())?;
-            let arches = arches(&p, arch)?;
-            let changes = p.lock(&cache, &arches).map_err(usage_if_bad_input)?;
+            let arches = arches(&p, &arch)?;
+            let changes = p.lock(&cache, &arches, &build_options(false, false))?;
             if changes.is_empty() {
                 println!("{}: build.lock is up to date", p.dir.display());
             } else {
@@ -123,35 +121,17 @@ pub fn run(cmd: PkgCmd) -> anyhow::Result<()> {
             mirrors,
             dir,
         } => {
-            let p = Package::load(&dir).map_err(|e| UsageError(e.to_string()))?;
+            let p = Package::load(&dir)?;
             let cache = Cache::open(Cache::default_root())?;
-            let opts = BuildOptions {
-                force: false,
-                locked,
-            };
+            let opts = build_options(false, locked);
             let mut name = None;
-            for a in arches(&p, arch)? {
-                let b = p.build_with(&cache, a, &opts).map_err(usage_if_bad_input)?;
-                name = Some(b.name);
+            for a in arches(&p, &arch)? {
+                name = Some(p.build(&cache, a, &opts)?.name);
             }
             // Every arch has the same tag: the lock covers them all.
-            let name = name.ok_or_else(|| UsageError("no arch to push".into()))?;
+            let name = name.ok_or_else(|| BadInput::new("no arch to push"))?;
             let dest = to.unwrap_or_else(|| name.clone());
-            let images = crate::images::Images::new(&crate::images::PullArgs {
-                pull: false,
-                mirrors,
-            })?;
-            let digest =
-                images
-                    .registry()
-                    .push(&cache, &name, &dest)
-                    .map_err(|e| -> anyhow::Error {
-                        if e.is_bad_input() {
-                            UsageError(e.to_string()).into()
-                        } else {
-                            e.into()
-                        }
-                    })?;
+            let digest = super::cache::registry(&mirrors, false)?.push(&cache, &name, &dest)?;
             println!("pushed {name} to {dest} ({digest})");
         }
     }

@@ -3,8 +3,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::UsageError;
-
 #[derive(clap::Args)]
 pub struct RunQemuArgs {
     /// Guest architecture: x86_64 (amd64) or aarch64 (arm64).
@@ -36,26 +34,21 @@ pub struct RunQemuArgs {
 }
 
 pub fn run(args: RunQemuArgs) -> anyhow::Result<i32> {
-    let arch: qemu::Arch = args.arch.parse().map_err(|_| {
-        UsageError(format!(
-            "unknown arch {:?}: use x86_64 (amd64) or aarch64 (arm64)",
-            args.arch
-        ))
-    })?;
-    let mut cfg =
-        qemu::VmConfig::from_prefix(&args.prefix, arch).map_err(|e| UsageError(e.to_string()))?;
+    // Every mistake in the arguments is found before anything starts (and
+    // before a --disk is created).
+    let arch = crate::parse_arch(&args.arch)?;
+    let mut cfg = qemu::VmConfig::from_prefix(&args.prefix, arch)?;
     cfg.mem_mib = args.mem;
     cfg.cpus = args.cpus;
     for p in &args.publish {
-        cfg.publish.push(
-            p.parse()
-                .map_err(|e: qemu::DeviceError| UsageError(e.to_string()))?,
-        );
+        cfg.publish.push(p.parse()?);
     }
-    for d in &args.disk {
-        let disk: qemu::Disk = d
-            .parse()
-            .map_err(|e: qemu::DeviceError| UsageError(e.to_string()))?;
+    let disks = args
+        .disk
+        .iter()
+        .map(|d| d.parse())
+        .collect::<Result<Vec<qemu::Disk>, _>>()?;
+    for disk in disks {
         disk.ensure()?;
         cfg.disks.push(disk);
     }

@@ -53,7 +53,7 @@ pub fn prepare(files: &[PathBuf], map: &MapArgs) -> Result<Config, anyhow::Error
     for f in &map.image_map {
         image_map
             .add_flag(f)
-            .map_err(|e| crate::UsageError(e.to_string()))?;
+            .map_err(|e| report::BadInput::new(e.to_string()))?;
     }
     for f in &map.image_map_file {
         if let Err(e) = image_map.add_file(f) {
