@@ -134,7 +134,7 @@ impl CtlError {
     fn usage(message: String) -> CtlError {
         CtlError::Usage {
             message,
-            input: BadInput::new(""),
+            input: BadInput::marker(),
         }
     }
 }

@@ -100,8 +100,3 @@ pub enum DebianError {
         source: TreeError,
     },
 }
-
-/// The marker a bad-input variant carries: it adds nothing to the message.
-pub(crate) fn bad_input() -> BadInput {
-    BadInput::new("")
-}

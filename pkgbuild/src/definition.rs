@@ -7,7 +7,7 @@ use std::path::Path;
 use contract::Arch;
 use serde::Deserialize;
 
-use crate::error::{bad_input, PkgError, YamlError};
+use crate::error::{PkgError, YamlError};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,7 +97,7 @@ pub fn read(dir: &Path) -> Result<BuildYml, PkgError> {
     if !file.is_file() {
         return Err(PkgError::NotAPackage {
             dir: dir.to_path_buf(),
-            input: bad_input(),
+            input: report::BadInput::marker(),
         });
     }
     let text = fs::read_to_string(&file).map_err(|source| PkgError::Io {
@@ -117,7 +117,7 @@ pub fn read(dir: &Path) -> Result<BuildYml, PkgError> {
             line,
             col,
             message: e.to_string(),
-            input: bad_input(),
+            input: report::BadInput::marker(),
         })
     })
 }

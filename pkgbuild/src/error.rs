@@ -86,9 +86,3 @@ pub struct YamlError {
     #[source]
     pub(crate) input: BadInput,
 }
-
-/// The marker a bad-input variant carries as its source: it adds nothing to
-/// the message, and tells `report::exit_code` that the user's input is wrong.
-pub(crate) fn bad_input() -> BadInput {
-    BadInput::new("")
-}

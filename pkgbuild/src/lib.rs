@@ -106,7 +106,7 @@ impl Package {
                     .map(|a| a.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
-                input: error::bad_input(),
+                input: report::BadInput::marker(),
             })
         }
     }

@@ -99,7 +99,7 @@ impl VmConfig {
                 return Err(QemuError::MissingArtifact {
                     what,
                     path: path.clone(),
-                    input: crate::error::bad_input(),
+                    input: report::BadInput::marker(),
                 });
             }
         }

@@ -8,8 +8,6 @@ use std::str::FromStr;
 
 use report::BadInput;
 
-use crate::error::bad_input;
-
 /// Why a `--publish` or `--disk` value is not understood, or a disk cannot be
 /// created. A value that does not parse is the user's mistake: it carries a
 /// [`BadInput`] marker (exit code 2).
@@ -59,7 +57,7 @@ impl FromStr for Publish {
     fn from_str(s: &str) -> Result<Publish, DeviceError> {
         let bad = || DeviceError::Publish {
             value: s.to_string(),
-            input: bad_input(),
+            input: report::BadInput::marker(),
         };
         let (ports, protocol) = match s.rsplit_once('/') {
             Some((p, "tcp")) => (p, Protocol::Tcp),
@@ -117,7 +115,7 @@ impl FromStr for Disk {
     fn from_str(s: &str) -> Result<Disk, DeviceError> {
         let bad = || DeviceError::Disk {
             value: s.to_string(),
-            input: bad_input(),
+            input: report::BadInput::marker(),
         };
         let mut parts = s.split(',');
         let path = parts.next().filter(|p| !p.is_empty()).ok_or_else(bad)?;

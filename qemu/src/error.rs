@@ -97,9 +97,3 @@ pub enum QemuError {
     #[error("QEMU exited with {status} after system_powerdown")]
     BadExit { status: std::process::ExitStatus },
 }
-
-/// The marker a bad-input variant carries as its source: it adds nothing to
-/// the message, and tells `report::exit_code` that the user's input is wrong.
-pub(crate) fn bad_input() -> BadInput {
-    BadInput::new("")
-}

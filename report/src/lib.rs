@@ -49,6 +49,13 @@ impl BadInput {
         }
     }
 
+    /// The marker a library error carries as its `#[source]` when the user's
+    /// input is at fault: it adds nothing to the printed chain (an empty
+    /// message is skipped) and makes [`exit_code`] answer [`Exit::BadInput`].
+    pub fn marker() -> Self {
+        BadInput::new("")
+    }
+
     /// Bad input whose details are another error (printed after `message`).
     pub fn because(
         message: impl Into<String>,
@@ -143,6 +150,16 @@ mod tests {
         assert_eq!(chain(&e), "--arch sparc: no such file");
         assert_eq!(exit_code(&e), Exit::BadInput);
         assert_eq!(Exit::BadInput.code(), 2);
+    }
+
+    #[test]
+    fn a_marker_adds_no_text_but_gives_2() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("--disk x: size must be a number")]
+        struct BadDisk(#[source] BadInput);
+        let e = BadDisk(BadInput::marker());
+        assert_eq!(chain(&e), "--disk x: size must be a number");
+        assert_eq!(exit_code(&e), Exit::BadInput);
     }
 
     #[test]

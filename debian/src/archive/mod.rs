@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use contract::Arch;
 
-use crate::error::bad_input;
 use crate::index::{self, ClosureError};
 use crate::{DebPackage, DebianError, Index, Keyring, Progress, DEFAULT_MAX_AGE};
 use download::hash_file;
@@ -177,7 +176,7 @@ impl Archive {
                     name,
                     suite: self.suite.clone(),
                     arch: self.arch,
-                    input: bad_input(),
+                    input: report::BadInput::marker(),
                 },
                 ClosureError::Unsatisfiable {
                     package,
@@ -187,7 +186,7 @@ impl Archive {
                     dependency,
                     suite: self.suite.clone(),
                     arch: self.arch,
-                    input: bad_input(),
+                    input: report::BadInput::marker(),
                 },
             })
     }
@@ -203,7 +202,7 @@ impl Archive {
                 name: name.to_string(),
                 suite: self.suite.clone(),
                 arch: self.arch,
-                input: bad_input(),
+                input: report::BadInput::marker(),
             })
     }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::{bad, bad_input, for_each_entry, image_arch, io, ArchiveError, Imported};
+use super::{bad, for_each_entry, image_arch, io, ArchiveError, Imported};
 use crate::cache::{Cache, CacheError, MANIFEST_OCI};
 
 /// A `docker save` archive: `manifest.json` lists each image's config file,
@@ -116,7 +116,7 @@ pub(super) fn import(
             return Err(ArchiveError::NoName {
                 path: path.into(),
                 what: config_digest,
-                input: bad_input(),
+                input: report::BadInput::marker(),
             });
         }
         for t in tags {

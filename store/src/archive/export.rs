@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use contract::Arch;
 use report::BadInput;
 
-use super::{bad, bad_input, io, ArchiveError};
+use super::{bad, io, ArchiveError};
 use crate::cache::{blob_digests, digest_hex, Cache, CacheError, INDEX_OCI, MANIFEST_OCI};
 
 /// Output formats of `hull cache export`.
@@ -62,7 +62,7 @@ pub fn export(
     if out.exists() {
         return Err(ArchiveError::Exists {
             path: out.into(),
-            input: bad_input(),
+            input: report::BadInput::marker(),
         });
     }
     let digest = cache

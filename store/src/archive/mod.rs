@@ -108,7 +108,7 @@ pub fn import(
         if !path.join("oci-layout").is_file() {
             return Err(ArchiveError::Unknown {
                 path: path.into(),
-                input: bad_input(),
+                input: BadInput::marker(),
             });
         }
         let index = read_json(&path.join("index.json"))?;
@@ -142,7 +142,7 @@ pub fn import(
     }
     Err(ArchiveError::Unknown {
         path: path.into(),
-        input: bad_input(),
+        input: BadInput::marker(),
     })
 }
 
@@ -150,7 +150,7 @@ fn bad(path: &Path, e: impl std::fmt::Display) -> ArchiveError {
     ArchiveError::Bad {
         path: path.into(),
         message: e.to_string(),
-        input: bad_input(),
+        input: BadInput::marker(),
     }
 }
 
@@ -220,12 +220,6 @@ fn scan(
         Ok(())
     })?;
     Ok(out)
-}
-
-/// The marker a bad-input variant carries as its source: it adds nothing to
-/// the message, and tells `report::exit_code` that the user's input is wrong.
-fn bad_input() -> BadInput {
-    BadInput::new("")
 }
 
 /// The architecture an image's config names, when hull builds for it: a

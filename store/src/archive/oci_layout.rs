@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::{bad, bad_input, image_arch, read_json, ArchiveError, Imported};
+use super::{bad, image_arch, read_json, ArchiveError, Imported};
 use crate::cache::{
     blob_digests, digest_hex, ref_name, Cache, INDEX_DOCKER, INDEX_OCI, MANIFEST_OCI,
 };
@@ -46,7 +46,7 @@ fn pick_name(
         _ => Err(ArchiveError::NoName {
             path: path.into(),
             what: what.to_string(),
-            input: bad_input(),
+            input: report::BadInput::marker(),
         }),
     }
 }

@@ -88,12 +88,6 @@ impl RegistryError {
     }
 }
 
-/// The marker a bad-input variant carries as its source: it adds nothing to
-/// the message, and tells `report::exit_code` that the user's input is wrong.
-pub(crate) fn bad_input() -> BadInput {
-    BadInput::new("")
-}
-
 /// One clear error for what the client reported.
 pub(super) fn map_error(
     e: OciDistributionError,
@@ -108,7 +102,7 @@ pub(super) fn map_error(
     let not_found = || RegistryError::NotFound {
         reference: reference.to_string(),
         registry: registry.to_string(),
-        input: bad_input(),
+        input: BadInput::marker(),
     };
     match e {
         OciDistributionError::UnauthorizedError { .. }

@@ -28,7 +28,6 @@ use oci_client::{Client, Reference};
 use sha2::{Digest, Sha256};
 
 use crate::cache::{INDEX_DOCKER, INDEX_OCI, MANIFEST_DOCKER, MANIFEST_OCI};
-use error::bad_input;
 pub use error::RegistryError;
 pub use pull::pick_platform;
 use reference::is_loopback;
@@ -53,7 +52,7 @@ impl Options {
             .map(|a| {
                 let bad = || RegistryError::BadMirror {
                     mirror: a.clone(),
-                    input: bad_input(),
+                    input: report::BadInput::marker(),
                 };
                 let (reg, url) = a.split_once('=').ok_or_else(bad)?;
                 if reg.is_empty() || url.is_empty() {
@@ -113,7 +112,7 @@ impl Registry {
                     url.split_once("://")
                         .ok_or_else(|| RegistryError::BadMirror {
                             mirror: url.clone(),
-                            input: bad_input(),
+                            input: report::BadInput::marker(),
                         })?;
                 (host.to_string(), scheme == "http" || is_loopback(host))
             }

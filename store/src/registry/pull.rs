@@ -18,7 +18,6 @@ use serde_json::Value;
 use contract::Arch;
 
 use super::auth::credentials;
-use super::error::bad_input;
 use super::error::map_error;
 use super::{parse_reference, sha256, Pulled, Registry, RegistryError, Route, ACCEPT};
 use crate::cache::{blob_digests, Cache, CacheError, MANIFEST_DOCKER, MANIFEST_OCI};
@@ -96,7 +95,7 @@ impl Registry {
                 arch,
                 reference: shown.clone(),
                 available,
-                input: bad_input(),
+                input: report::BadInput::marker(),
             })?;
             let by_digest = Reference::with_digest(
                 route.target.registry().into(),
@@ -162,7 +161,7 @@ impl Registry {
                     reference: shown,
                     arch,
                     actual,
-                    input: bad_input(),
+                    input: report::BadInput::marker(),
                 });
             }
         }

@@ -2,7 +2,6 @@
 
 use oci_client::Reference;
 
-use super::error::bad_input;
 use super::RegistryError;
 
 /// Parses a reference as docker does (`redis` is `docker.io/library/redis:latest`).
@@ -10,7 +9,7 @@ pub fn parse_reference(reference: &str) -> Result<Reference, RegistryError> {
     Reference::try_from(reference).map_err(|e| RegistryError::BadReference {
         reference: reference.to_string(),
         message: e.to_string(),
-        input: bad_input(),
+        input: report::BadInput::marker(),
     })
 }
 
