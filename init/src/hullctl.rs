@@ -3,11 +3,13 @@
 //! plus `notify`, a tiny `systemd-notify` for services whose readiness is
 //! `notify` and that have no sd_notify of their own.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Parser;
-use ctl::CtlCommand;
+use ctl::{CtlCommand, CtlError};
+use report::BadInput;
+
+const PROGRAM: &str = "hullctl";
 
 #[derive(Parser)]
 #[command(
@@ -36,27 +38,41 @@ enum Cmd {
     },
 }
 
+/// Why `hullctl notify` failed.
+#[derive(Debug, thiserror::Error)]
+enum NotifyError {
+    #[error("{0}")]
+    Usage(#[from] BadInput),
+    #[error("creating a socket")]
+    Socket(#[source] std::io::Error),
+    #[error("sending to {path}")]
+    Send {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs `hullctl`; the exit code (0, 1 failed, 2 bad input).
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    let result = match cli.cmd {
-        Cmd::Ctl(c) => ctl::run(&cli.socket, c).map_err(|e| (e.to_string(), e.exit_code())),
-        Cmd::Notify { ready, status } => notify(ready, status).map(|_| 0),
-    };
-    match result {
-        Ok(code) => code,
-        Err((msg, code)) => {
-            let _ = writeln!(std::io::stderr(), "hullctl: {msg}");
-            code
-        }
+    match cli.cmd {
+        Cmd::Ctl(c) => match ctl::run(&cli.socket, c) {
+            Ok(code) => code,
+            // `ctl` says bad input with its own variant.
+            Err(e @ CtlError::Usage(_)) => report::fail(PROGRAM, &BadInput::new(e.to_string())),
+            Err(e) => report::fail(PROGRAM, &e),
+        },
+        Cmd::Notify { ready, status } => match notify(ready, status) {
+            Ok(()) => 0,
+            Err(e) => report::fail(PROGRAM, &e),
+        },
     }
 }
 
-fn notify(ready: bool, status: Option<String>) -> Result<(), (String, i32)> {
+fn notify(ready: bool, status: Option<String>) -> Result<(), NotifyError> {
     let path = std::env::var("NOTIFY_SOCKET").map_err(|_| {
-        (
-            "NOTIFY_SOCKET is not set (is this service's readiness `notify`?)".to_string(),
-            2,
-        )
+        BadInput::new("NOTIFY_SOCKET is not set (is this service's readiness `notify`?)")
     })?;
     let mut msg = String::new();
     if ready {
@@ -66,11 +82,10 @@ fn notify(ready: bool, status: Option<String>) -> Result<(), (String, i32)> {
         msg.push_str(&format!("STATUS={s}\n"));
     }
     if msg.is_empty() {
-        return Err(("nothing to send: give --ready or --status".into(), 2));
+        return Err(BadInput::new("nothing to send: give --ready or --status").into());
     }
-    let sock = std::os::unix::net::UnixDatagram::unbound()
-        .map_err(|e| (format!("creating a socket: {e}"), 1))?;
+    let sock = std::os::unix::net::UnixDatagram::unbound().map_err(NotifyError::Socket)?;
     sock.send_to(msg.as_bytes(), &path)
-        .map_err(|e| (format!("sending to {path}: {e}"), 1))?;
+        .map_err(|source| NotifyError::Send { path, source })?;
     Ok(())
 }

@@ -13,6 +13,9 @@
 //! way is printed on the console and then handled by `hull.panic=` (poweroff
 //! by default, or reboot), and a Rust panic is caught and handled the same way.
 
+// PID 1 must never panic (tests may: see clippy.toml).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 mod hullctl;
 mod modules;
 mod mounts;
@@ -22,18 +25,28 @@ mod sys;
 use std::io::Write;
 
 use contract::ImageJson;
-use supervisor::{error_chain, Options, ShutdownKind, Supervisor};
+use supervisor::{say, Options, ShutdownKind, Supervisor, SupervisorError};
 
 /// The argument stage 1 passes when it re-executes itself in the real root.
 const STAGE2_ARG: &str = "--stage2";
 
-pub(crate) fn say(msg: std::fmt::Arguments) {
-    supervisor::console_say(&msg.to_string());
-}
-
-#[macro_export]
-macro_rules! say {
-    ($($t:tt)*) => { $crate::say(format_args!($($t)*)) };
+/// A step of PID 1 that failed: the boot cannot go on.
+#[derive(Debug, thiserror::Error)]
+enum InitError {
+    #[error("early mounts")]
+    EarlyMounts(#[source] mounts::MountError),
+    #[error("making the root filesystem")]
+    Root(#[source] move_root::RootError),
+    #[error("re-executing in the new root")]
+    Reexec(#[source] nix::Error),
+    #[error("mounting /run, /tmp, /var")]
+    Scratch(#[source] mounts::MountError),
+    #[error("reading {}", contract::IMAGE_JSON_PATH)]
+    ReadImage(#[source] std::io::Error),
+    #[error("parsing {}", contract::IMAGE_JSON_PATH)]
+    ParseImage(#[source] serde_json::Error),
+    #[error("starting the supervisor")]
+    Supervisor(#[source] SupervisorError),
 }
 
 /// Kernel command-line switches read by hull-init.
@@ -71,7 +84,7 @@ fn main() {
     }
     if std::path::Path::new(argv0).file_name() == Some(std::ffi::OsStr::new(runtime::DEV_BIND_HOOK))
     {
-        std::process::exit(runtime::dev_bind_hook(&args[1..]));
+        std::process::exit(runtime::dev_bind_hook(args.get(1..).unwrap_or_default()));
     }
     if nix::unistd::getpid().as_raw() != 1 {
         let _ = writeln!(
@@ -93,8 +106,8 @@ fn main() {
     });
     let kind = match outcome {
         Ok(Ok(kind)) => kind,
-        Ok(Err(msg)) => {
-            say!("fatal: {msg}");
+        Ok(Err(e)) => {
+            say!("fatal: {}", report::chain(&e));
             Cmdline::read().on_panic
         }
         Err(_) => {
@@ -105,20 +118,17 @@ fn main() {
     finish(kind)
 }
 
-fn stage1_main() -> Result<ShutdownKind, String> {
-    mounts::early().map_err(|e| format!("early mounts: {e}"))?;
+fn stage1_main() -> Result<ShutdownKind, InitError> {
+    mounts::early().map_err(InitError::EarlyMounts)?;
     let t_stage1 = supervisor::uptime();
     say!("stage 1 at {t_stage1:.3}s since kernel start");
     modules::load_all();
     let t_modules = supervisor::uptime();
-    move_root::into_tmpfs().map_err(|e| format!("making the root filesystem: {e}"))?;
+    move_root::into_tmpfs().map_err(InitError::Root)?;
     let t_root = supervisor::uptime();
     let times = [t_stage1, t_modules, t_root].map(|t| format!("{t:.6}"));
     // exec only returns on failure.
-    Err(format!(
-        "re-executing in the new root: {}",
-        sys::exec_self_stage2(STAGE2_ARG, &times)
-    ))
+    Err(InitError::Reexec(sys::exec_self_stage2(STAGE2_ARG, &times)))
 }
 
 /// The phases before the supervisor, for `hullctl boot-time`.
@@ -139,16 +149,12 @@ fn early_phases(times: &[f64], t_stage2: f64, t_ready: f64) -> Vec<contract::con
     }
 }
 
-fn stage2_main(times: &[f64]) -> Result<ShutdownKind, String> {
+fn stage2_main(times: &[f64]) -> Result<ShutdownKind, InitError> {
     let t_stage2 = supervisor::uptime();
-    mounts::scratch().map_err(|e| format!("mounting /run, /tmp, /var: {e}"))?;
+    mounts::scratch().map_err(InitError::Scratch)?;
     let cmdline = Cmdline::read();
-    let image: ImageJson = std::fs::read(contract::IMAGE_JSON_PATH)
-        .map_err(|e| format!("reading {}: {e}", contract::IMAGE_JSON_PATH))
-        .and_then(|d| {
-            serde_json::from_slice(&d)
-                .map_err(|e| format!("parsing {}: {e}", contract::IMAGE_JSON_PATH))
-        })?;
+    let data = std::fs::read(contract::IMAGE_JSON_PATH).map_err(InitError::ReadImage)?;
+    let image: ImageJson = serde_json::from_slice(&data).map_err(InitError::ParseImage)?;
     sys::set_hostname(&image.name);
     if let Err(e) = sys::loopback_up() {
         say!("bringing up lo: {e}");
@@ -166,7 +172,7 @@ fn stage2_main(times: &[f64]) -> Result<ShutdownKind, String> {
         state_root: "/run/hull/containers".into(),
         boot_phases: early_phases(times, t_stage2, supervisor::uptime()),
     })
-    .map_err(|e| error_chain(&e))?;
+    .map_err(InitError::Supervisor)?;
     Ok(sup.run(&image))
 }
 
@@ -176,10 +182,10 @@ fn finish(kind: ShutdownKind) -> ! {
     nix::unistd::sync();
     mounts::unmount_writable();
     nix::unistd::sync();
-    supervisor::console_say(&format!(
+    say!(
         "{} ({kind:?})",
         contract::SHUTDOWN_MARKER.trim_start_matches("hull: ")
-    ));
+    );
     let how = match kind {
         ShutdownKind::Poweroff => nix::sys::reboot::RebootMode::RB_POWER_OFF,
         ShutdownKind::Reboot => nix::sys::reboot::RebootMode::RB_AUTOBOOT,

@@ -10,7 +10,16 @@ use contract::ModuleEntry;
 use nix::errno::Errno;
 use nix::kmod::{finit_module, ModuleInitFlags};
 
-use crate::say;
+use supervisor::say;
+
+/// Why one module was not loaded (reported, and the boot goes on).
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    #[error("{0}")]
+    Open(std::io::Error),
+    #[error("{0}")]
+    Init(Errno),
+}
 
 pub fn load_all() {
     let release = match nix::sys::utsname::uname() {
@@ -33,13 +42,12 @@ pub fn load_all() {
     let mut loaded = 0;
     for m in &list {
         let path = format!("{dir}/{}", m.path);
-        let result =
-            File::open(&path).map_err(|e| e.to_string()).and_then(|f| {
-                match finit_module(&f, &empty, ModuleInitFlags::empty()) {
-                    Ok(()) | Err(Errno::EEXIST) => Ok(()),
-                    Err(e) => Err(e.to_string()),
-                }
-            });
+        let result = File::open(&path).map_err(LoadError::Open).and_then(|f| {
+            match finit_module(&f, &empty, ModuleInitFlags::empty()) {
+                Ok(()) | Err(Errno::EEXIST) => Ok(()),
+                Err(e) => Err(LoadError::Init(e)),
+            }
+        });
         match result {
             Ok(()) => loaded += 1,
             Err(e) => say!("module {}: {e}", m.name),

@@ -5,6 +5,16 @@ use std::os::unix::fs::{symlink, DirBuilderExt};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
+/// A filesystem PID 1 needs could not be mounted.
+#[derive(Debug, thiserror::Error)]
+#[error("mount {fstype} on {target}")]
+pub struct MountError {
+    fstype: String,
+    target: String,
+    #[source]
+    errno: nix::Error,
+}
+
 fn mkdir(path: &str, mode: u32) {
     let _ = fs::DirBuilder::new()
         .recursive(true)
@@ -18,13 +28,16 @@ fn mnt(
     fstype: &str,
     flags: MsFlags,
     data: Option<&str>,
-) -> Result<(), String> {
-    mount(Some(source), target, Some(fstype), flags, data)
-        .map_err(|e| format!("mount {fstype} on {target}: {e}"))
+) -> Result<(), MountError> {
+    mount(Some(source), target, Some(fstype), flags, data).map_err(|errno| MountError {
+        fstype: fstype.to_string(),
+        target: target.to_string(),
+        errno,
+    })
 }
 
 /// Stage 1: /dev first (so the console exists), then /proc and /sys.
-pub fn early() -> Result<(), String> {
+pub fn early() -> Result<(), MountError> {
     mkdir("/dev", 0o755);
     // devtmpfs may already be mounted by the kernel (CONFIG_DEVTMPFS_MOUNT); EBUSY is fine.
     let _ = mount(
@@ -44,7 +57,7 @@ pub fn early() -> Result<(), String> {
 }
 
 /// Stage 2: the writable scratch space of a read-only root, and the rest of /dev.
-pub fn scratch() -> Result<(), String> {
+pub fn scratch() -> Result<(), MountError> {
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     mnt("tmpfs", "/run", "tmpfs", flags, Some("mode=0755"))?;
     mnt("tmpfs", "/tmp", "tmpfs", flags, Some("mode=1777"))?;

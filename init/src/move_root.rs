@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::fs;
+use std::io;
 use std::os::unix::fs::{lchown, symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -17,8 +18,47 @@ const NEW_ROOT: &str = "/hullroot";
 /// Mounted filesystems that are moved, not copied.
 const MOVED: [&str; 3] = ["dev", "proc", "sys"];
 
-pub fn into_tmpfs() -> Result<(), String> {
-    fs::create_dir_all(NEW_ROOT).map_err(|e| format!("mkdir {NEW_ROOT}: {e}"))?;
+/// A step of making the root that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RootError {
+    #[error("mkdir {NEW_ROOT}")]
+    MountPoint(#[source] io::Error),
+    #[error("mount tmpfs on {NEW_ROOT}")]
+    Tmpfs(#[source] nix::Error),
+    #[error("reading /")]
+    ReadRoot(#[source] io::Error),
+    #[error("{}", .0.display())]
+    Stat(PathBuf, #[source] io::Error),
+    #[error("mkdir {}", .0.display())]
+    Mkdir(PathBuf, #[source] io::Error),
+    #[error("read_dir {}", .0.display())]
+    ReadDir(PathBuf, #[source] io::Error),
+    #[error("readlink {}", .0.display())]
+    Readlink(PathBuf, #[source] io::Error),
+    #[error("symlink {}", .0.display())]
+    Symlink(PathBuf, #[source] io::Error),
+    #[error("link {}", .0.display())]
+    Link(PathBuf, #[source] io::Error),
+    #[error("copy {}", .0.display())]
+    Copy(PathBuf, #[source] io::Error),
+    #[error("chown {}", .0.display())]
+    Chown(PathBuf, #[source] io::Error),
+    #[error("chmod {}", .0.display())]
+    Chmod(PathBuf, #[source] io::Error),
+    #[error("moving /{0}")]
+    Move(&'static str, #[source] nix::Error),
+    #[error("chdir {0}")]
+    Chdir(&'static str, #[source] nix::Error),
+    #[error("moving the new root onto /")]
+    MoveRoot(#[source] nix::Error),
+    #[error("chroot")]
+    Chroot(#[source] nix::Error),
+    #[error("remounting / read-only")]
+    ReadOnly(#[source] nix::Error),
+}
+
+pub fn into_tmpfs() -> Result<(), RootError> {
+    fs::create_dir_all(NEW_ROOT).map_err(RootError::MountPoint)?;
     mount(
         Some("rootfs"),
         NEW_ROOT,
@@ -26,9 +66,9 @@ pub fn into_tmpfs() -> Result<(), String> {
         MsFlags::empty(),
         Some("mode=0755"),
     )
-    .map_err(|e| format!("mount tmpfs on {NEW_ROOT}: {e}"))?;
+    .map_err(RootError::Tmpfs)?;
     let mut links = HashMap::new();
-    let entries = fs::read_dir("/").map_err(|e| format!("reading /: {e}"))?;
+    let entries = fs::read_dir("/").map_err(RootError::ReadRoot)?;
     let mut names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
     names.sort();
     for name in names {
@@ -49,13 +89,13 @@ pub fn into_tmpfs() -> Result<(), String> {
             MsFlags::MS_MOVE,
             None::<&str>,
         )
-        .map_err(|e| format!("moving /{m}: {e}"))?;
+        .map_err(|e| RootError::Move(m, e))?;
     }
-    nix::unistd::chdir(NEW_ROOT).map_err(|e| format!("chdir {NEW_ROOT}: {e}"))?;
+    nix::unistd::chdir(NEW_ROOT).map_err(|e| RootError::Chdir(NEW_ROOT, e))?;
     mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-        .map_err(|e| format!("moving the new root onto /: {e}"))?;
-    nix::unistd::chroot(".").map_err(|e| format!("chroot: {e}"))?;
-    nix::unistd::chdir("/").map_err(|e| format!("chdir /: {e}"))?;
+        .map_err(RootError::MoveRoot)?;
+    nix::unistd::chroot(".").map_err(RootError::Chroot)?;
+    nix::unistd::chdir("/").map_err(|e| RootError::Chdir("/", e))?;
     mount(
         None::<&str>,
         "/",
@@ -63,20 +103,20 @@ pub fn into_tmpfs() -> Result<(), String> {
         MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
         None::<&str>,
     )
-    .map_err(|e| format!("remounting / read-only: {e}"))?;
+    .map_err(RootError::ReadOnly)?;
     Ok(())
 }
 
 /// Copies `from` to `to` with mode and ownership, then removes `from`.
 /// Hard links stay hard links (`links` maps inode to the first copy).
-fn move_entry(from: &Path, to: &Path, links: &mut HashMap<u64, PathBuf>) -> Result<(), String> {
-    let meta = fs::symlink_metadata(from).map_err(|e| format!("{}: {e}", from.display()))?;
+fn move_entry(from: &Path, to: &Path, links: &mut HashMap<u64, PathBuf>) -> Result<(), RootError> {
+    let meta = fs::symlink_metadata(from).map_err(|e| RootError::Stat(from.to_path_buf(), e))?;
     let ft = meta.file_type();
-    let err = |what: &str, e: std::io::Error| format!("{what} {}: {e}", to.display());
+    let at = |step: fn(PathBuf, io::Error) -> RootError| move |e| step(to.to_path_buf(), e);
     if ft.is_dir() {
-        fs::create_dir(to).map_err(|e| err("mkdir", e))?;
+        fs::create_dir(to).map_err(at(RootError::Mkdir))?;
         let mut names: Vec<_> = fs::read_dir(from)
-            .map_err(|e| err("read_dir", e))?
+            .map_err(at(RootError::ReadDir))?
             .flatten()
             .map(|e| e.file_name())
             .collect();
@@ -86,28 +126,28 @@ fn move_entry(from: &Path, to: &Path, links: &mut HashMap<u64, PathBuf>) -> Resu
         }
         let _ = fs::remove_dir(from);
     } else if ft.is_symlink() {
-        let target = fs::read_link(from).map_err(|e| err("readlink", e))?;
-        symlink(&target, to).map_err(|e| err("symlink", e))?;
+        let target = fs::read_link(from).map_err(at(RootError::Readlink))?;
+        symlink(&target, to).map_err(at(RootError::Symlink))?;
         let _ = fs::remove_file(from);
     } else if ft.is_file() {
         if meta.nlink() > 1 {
             if let Some(first) = links.get(&meta.ino()) {
-                fs::hard_link(first, to).map_err(|e| err("link", e))?;
+                fs::hard_link(first, to).map_err(at(RootError::Link))?;
                 let _ = fs::remove_file(from);
                 return Ok(());
             }
             links.insert(meta.ino(), to.to_path_buf());
         }
-        fs::copy(from, to).map_err(|e| err("copy", e))?;
+        fs::copy(from, to).map_err(at(RootError::Copy))?;
         let _ = fs::remove_file(from);
     } else {
         // Device nodes, FIFOs and sockets have no place in an image root.
         return Ok(());
     }
-    lchown(to, Some(meta.uid()), Some(meta.gid())).map_err(|e| err("chown", e))?;
+    lchown(to, Some(meta.uid()), Some(meta.gid())).map_err(at(RootError::Chown))?;
     if !ft.is_symlink() {
         fs::set_permissions(to, fs::Permissions::from_mode(meta.mode() & 0o7777))
-            .map_err(|e| err("chmod", e))?;
+            .map_err(at(RootError::Chmod))?;
     }
     Ok(())
 }

@@ -27,7 +27,7 @@ pub fn attach_console() {
 
 /// Replaces this process (still PID 1) with `/sbin/hull-init ARG` in the new root.
 /// Returns only on failure.
-pub fn exec_self_stage2(arg: &str, extra: &[String]) -> String {
+pub fn exec_self_stage2(arg: &str, extra: &[String]) -> nix::Error {
     let path = CString::new("/sbin/hull-init").unwrap_or_default();
     let mut argv = vec![path.clone(), CString::new(arg).unwrap_or_default()];
     argv.extend(
@@ -37,7 +37,7 @@ pub fn exec_self_stage2(arg: &str, extra: &[String]) -> String {
     );
     match nix::unistd::execv(&path, &argv) {
         Ok(never) => match never {},
-        Err(e) => e.to_string(),
+        Err(e) => e,
     }
 }
 
@@ -52,15 +52,14 @@ pub fn set_hostname(name: &str) {
 
 /// Sets IFF_UP on `lo`. An ioctl is enough for this; a netlink client would
 /// be a dependency for one flag.
-pub fn loopback_up() -> Result<(), String> {
+pub fn loopback_up() -> std::io::Result<()> {
     use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
     let sock = socket(
         AddressFamily::Inet,
         SockType::Datagram,
         SockFlag::SOCK_CLOEXEC,
         None,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     // SAFETY: ifreq is a plain C struct for which all-zero bytes is a valid value.
     let mut req: nix::libc::ifreq = unsafe { std::mem::zeroed() };
     for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
@@ -69,13 +68,13 @@ pub fn loopback_up() -> Result<(), String> {
     // SAFETY: SIOCGIFFLAGS reads the name and writes the flags member of the
     // ifreq we own; the fd is a valid socket for the duration of the call.
     if unsafe { nix::libc::ioctl(sock.as_raw_fd(), nix::libc::SIOCGIFFLAGS as _, &mut req) } < 0 {
-        return Err(std::io::Error::last_os_error().to_string());
+        return Err(std::io::Error::last_os_error());
     }
     // SAFETY: the flags member of the union is the one SIOCGIFFLAGS just filled.
     unsafe { req.ifr_ifru.ifru_flags |= nix::libc::IFF_UP as nix::libc::c_short };
     // SAFETY: as above; SIOCSIFFLAGS only reads the ifreq.
     if unsafe { nix::libc::ioctl(sock.as_raw_fd(), nix::libc::SIOCSIFFLAGS as _, &req) } < 0 {
-        return Err(std::io::Error::last_os_error().to_string());
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }

@@ -11,6 +11,9 @@
 //! call here must come from a single-threaded process (`hull-init` has no
 //! threads).
 
+// PID 1 links this: it must never panic (tests may: see clippy.toml).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::fs;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -27,43 +30,44 @@ use oci_spec::runtime::Spec;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     ReadBundle {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("parsing {path}: {source}")]
+    #[error("parsing {path}")]
     ParseRuntimeJson {
         path: PathBuf,
         #[source]
         source: serde_json::Error,
     },
-    #[error("creating directory {path}: {source}")]
+    #[error("creating directory {path}")]
     Mkdir {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("mounting {source_path} on {destination}: {errno}")]
+    #[error("mounting {source_path} on {destination}")]
     Mount {
         source_path: String,
         destination: String,
+        #[source]
         errno: nix::Error,
     },
-    #[error("creating container {id}: {source}")]
+    #[error("creating container {id}")]
     Create {
         id: String,
         #[source]
         source: Box<libcontainer::error::LibcontainerError>,
     },
-    #[error("starting container {id}: {source}")]
+    #[error("starting container {id}")]
     Start {
         id: String,
         #[source]
         source: Box<libcontainer::error::LibcontainerError>,
     },
-    #[error("starting a process in container {id}: {source}")]
+    #[error("starting a process in container {id}")]
     Exec {
         id: String,
         #[source]
@@ -71,16 +75,17 @@ pub enum RuntimeError {
     },
     #[error("container {id} has no pid after create")]
     NoPid { id: String },
-    #[error("deleting container {id}: {source}")]
+    #[error("deleting container {id}")]
     Delete {
         id: String,
         #[source]
         source: Box<libcontainer::error::LibcontainerError>,
     },
-    #[error("sending {signal} to container {id}: {errno}")]
+    #[error("sending {signal} to container {id}")]
     Signal {
         id: String,
         signal: Signal,
+        #[source]
         errno: nix::Error,
     },
 }
@@ -210,6 +215,11 @@ impl Additions {
 /// something to add or a `/dev` bind to rewrite (see [`rewrite_dev_bind`]),
 /// `dir` with an amended `config.json` (with an absolute rootfs path, so the
 /// original rootfs is used).
+// This start-time rewrite moves to build time (issue 10, `redesign-config`)
+// and goes away; until then its JSON indexing stays as it is: a missing key
+// reads as null, and what it writes into are objects of every config.json
+// the build writes.
+#[allow(clippy::indexing_slicing)]
 fn amended_bundle(bundle: &Path, dir: &Path, add: &Additions) -> Result<PathBuf, RuntimeError> {
     let src = bundle.join("config.json");
     let data = fs::read(&src).map_err(|source| RuntimeError::ReadBundle {
@@ -271,6 +281,8 @@ pub const DEV_BIND_HOOK: &str = "hull-dev-bind";
 /// libcontainer right after preparing the rootfs, in the container's mount
 /// namespace, before pivot_root) mounts the guest's `/dev` over it. Returns
 /// whether the spec was changed.
+// See `amended_bundle` on the indexing.
+#[allow(clippy::indexing_slicing)]
 fn rewrite_dev_bind(spec: &mut serde_json::Value, rootfs: &Path) -> bool {
     let Some(mounts) = spec["mounts"].as_array_mut() else {
         return false;
@@ -333,7 +345,7 @@ pub fn dev_bind_hook(args: &[String]) -> i32 {
         eprintln!("{DEV_BIND_HOOK}: usage: {DEV_BIND_HOOK} SOURCE TARGET [OPTION...]");
         return 2;
     };
-    let opts = &args[2..];
+    let opts = args.get(2..).unwrap_or_default();
     let has = |o: &str| opts.iter().any(|x| x == o);
     let mut flags = MsFlags::MS_BIND;
     if has("rbind") {

@@ -18,7 +18,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
 /// Makes stdout non-blocking (PID 1's stdout is the console).
-pub fn make_nonblocking() {
+pub(crate) fn make_nonblocking() {
     let fd = std::io::stdout().as_raw_fd();
     if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFL) {
         let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
@@ -34,7 +34,7 @@ fn write_all(data: &[u8], patience: Duration) -> bool {
     while !rest.is_empty() {
         match raw_write(rest) {
             Ok(0) => return false,
-            Ok(n) => rest = &rest[n..],
+            Ok(n) => rest = rest.get(n..).unwrap_or_default(),
             Err(Errno::EINTR) => {}
             Err(Errno::EAGAIN) => {
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -58,7 +58,8 @@ fn raw_write(data: &[u8]) -> Result<usize, Errno> {
     nix::unistd::write(std::io::stdout().as_fd(), data)
 }
 
-/// A message of hull itself: waits up to a second for room.
+/// A message of hull itself (`hull: LINE`): waits up to a second for room.
+/// Use it through [`crate::say!`].
 pub fn say(line: &str) {
     report_dropped();
     let mut text = String::with_capacity(line.len() + 7);
@@ -69,7 +70,7 @@ pub fn say(line: &str) {
 }
 
 /// A line of container output: dropped if the console is full.
-pub fn container_line(name: &str, line: &str) {
+pub(crate) fn container_line(name: &str, line: &str) {
     report_dropped();
     let text = format!("{name} | {line}\n");
     // A line is written whole or not at all as far as the count goes; a
@@ -77,7 +78,10 @@ pub fn container_line(name: &str, line: &str) {
     match raw_write(text.as_bytes()) {
         Ok(n) if n == text.len() => {}
         Ok(n) => {
-            write_all(&text.as_bytes()[n..], Duration::from_millis(200));
+            write_all(
+                text.as_bytes().get(n..).unwrap_or_default(),
+                Duration::from_millis(200),
+            );
         }
         Err(_) => {
             DROPPED.fetch_add(1, Ordering::Relaxed);

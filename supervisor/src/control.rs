@@ -1,7 +1,8 @@
 //! The transport of the control API: the Unix socket `/run/hull/control.sock`
 //! (root only) and the virtio-serial port `org.hull.control`, both served
 //! non-blocking from PID 1's poll loop (no threads: PID 1 forks containers).
-//! What the requests mean is decided in `lib.rs`.
+//! One [`Conn`] per client; `clients.rs` holds them all, `api.rs` decides
+//! what the requests mean.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -51,7 +52,6 @@ pub enum Follow {
 }
 
 pub struct Conn {
-    pub token: u64,
     pub io: Io,
     inbuf: Vec<u8>,
     outbuf: Vec<u8>,
@@ -74,9 +74,8 @@ pub enum Incoming {
 }
 
 impl Conn {
-    pub fn new(token: u64, io: Io) -> Self {
+    pub fn new(io: Io) -> Self {
         Conn {
-            token,
             io,
             inbuf: Vec::new(),
             outbuf: Vec::new(),
@@ -118,7 +117,9 @@ impl Conn {
                     hup = true;
                     break;
                 }
-                Ok(n) => self.inbuf.extend_from_slice(&buf[..n]),
+                Ok(n) => self
+                    .inbuf
+                    .extend_from_slice(buf.get(..n).unwrap_or_default()),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(_) => {
@@ -130,7 +131,7 @@ impl Conn {
         let mut out = Vec::new();
         while let Some(pos) = self.inbuf.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.inbuf.drain(..=pos).collect();
-            let line = &line[..line.len() - 1];
+            let line = line.strip_suffix(b"\n").unwrap_or(&line);
             if line.iter().all(|b| b.is_ascii_whitespace()) {
                 continue;
             }
@@ -202,7 +203,7 @@ fn parse(line: &[u8]) -> Incoming {
             // client matching ids still sees the error.
             let id = serde_json::from_slice::<serde_json::Value>(line)
                 .ok()
-                .and_then(|v| v["id"].as_u64())
+                .and_then(|v| v.get("id").and_then(serde_json::Value::as_u64))
                 .unwrap_or(0);
             Incoming::Malformed {
                 id,
@@ -219,17 +220,6 @@ pub fn listen(path: &str) -> std::io::Result<UnixListener> {
     fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
     l.set_nonblocking(true)?;
     Ok(l)
-}
-
-/// Accepts every pending client.
-pub fn accept_all(l: &UnixListener, next_token: &mut u64, conns: &mut Vec<Conn>) {
-    while let Ok((s, _)) = l.accept() {
-        if s.set_nonblocking(true).is_err() {
-            continue;
-        }
-        *next_token += 1;
-        conns.push(Conn::new(*next_token, Io::Socket(s)));
-    }
 }
 
 /// Opens the virtio-serial ports named [`VIRTIO_PORT_NAME`] or
@@ -285,7 +275,7 @@ mod tests {
     fn requests_are_read_by_line_and_garbage_gets_an_error() {
         let (a, mut b) = UnixStream::pair().unwrap();
         a.set_nonblocking(true).unwrap();
-        let mut c = Conn::new(1, Io::Socket(a));
+        let mut c = Conn::new(Io::Socket(a));
         b.write_all(b"{\"version\":1,\"id\":4,\"op\":\"ps\"}\n{\"id\":9,\"op\":\"nope\"}\nhalf")
             .unwrap();
         let (got, hup) = c.read_requests();

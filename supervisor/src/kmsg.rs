@@ -20,7 +20,9 @@ pub fn read_all() -> Vec<String> {
         match f.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                if let Some(line) = format_record(&String::from_utf8_lossy(&buf[..n])) {
+                if let Some(line) =
+                    format_record(&String::from_utf8_lossy(buf.get(..n).unwrap_or_default()))
+                {
                     out.push(line);
                 }
             }

@@ -66,7 +66,7 @@ impl LogStream {
                 }
                 Ok(n) => {
                     total += n;
-                    self.push(&buf[..n], lines)
+                    self.push(buf.get(..n).unwrap_or_default(), lines)
                 }
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EAGAIN) => return ReadOutcome::More,
@@ -75,14 +75,18 @@ impl LogStream {
         }
     }
 
-    fn push(&mut self, mut data: &[u8], lines: &mut Vec<String>) {
-        while let Some(pos) = data.iter().position(|&b| b == b'\n') {
-            self.partial.extend_from_slice(&data[..pos]);
+    fn push(&mut self, data: &[u8], lines: &mut Vec<String>) {
+        // Every segment after the first follows a newline, which ends the
+        // line collected so far.
+        let mut segments = data.split(|&b| b == b'\n');
+        if let Some(first) = segments.next() {
+            self.partial.extend_from_slice(first);
+        }
+        for segment in segments {
             let line = std::mem::take(&mut self.partial);
             lines.push(text(&line));
-            data = &data[pos + 1..];
+            self.partial.extend_from_slice(segment);
         }
-        self.partial.extend_from_slice(data);
         if self.partial.len() > MAX_LINE {
             let line = std::mem::take(&mut self.partial);
             lines.push(text(&line));

@@ -52,14 +52,47 @@ pub fn pressed(file: &mut File) -> bool {
         if n == 0 {
             break;
         }
-        for ev in buf[..n].chunks_exact(EVENT_SIZE) {
-            let kind = u16::from_ne_bytes([ev[16], ev[17]]);
-            let code = u16::from_ne_bytes([ev[18], ev[19]]);
-            let value = i32::from_ne_bytes([ev[20], ev[21], ev[22], ev[23]]);
-            if kind == EV_KEY && code == KEY_POWER && value == 1 {
+        for ev in buf.get(..n).unwrap_or_default().chunks_exact(EVENT_SIZE) {
+            if is_power_press(ev) {
                 pressed = true;
             }
         }
     }
     pressed
+}
+
+/// Whether one `struct input_event` is the power key going down.
+fn is_power_press(ev: &[u8]) -> bool {
+    let u16_at = |at: usize| {
+        ev.get(at..at + 2)
+            .and_then(|b| b.try_into().ok())
+            .map(u16::from_ne_bytes)
+    };
+    let value = ev
+        .get(20..24)
+        .and_then(|b| b.try_into().ok())
+        .map(i32::from_ne_bytes);
+    u16_at(16) == Some(EV_KEY) && u16_at(18) == Some(KEY_POWER) && value == Some(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: u16, code: u16, value: i32) -> Vec<u8> {
+        let mut ev = vec![0u8; 16];
+        ev.extend_from_slice(&kind.to_ne_bytes());
+        ev.extend_from_slice(&code.to_ne_bytes());
+        ev.extend_from_slice(&value.to_ne_bytes());
+        ev
+    }
+
+    #[test]
+    fn only_the_power_key_going_down_is_a_press() {
+        assert!(is_power_press(&event(EV_KEY, KEY_POWER, 1)));
+        assert!(!is_power_press(&event(EV_KEY, KEY_POWER, 0)), "key up");
+        assert!(!is_power_press(&event(EV_KEY, 115, 1)), "another key");
+        assert!(!is_power_press(&event(0, KEY_POWER, 1)), "not a key event");
+        assert!(!is_power_press(&[0u8; 10]), "short");
+    }
 }

@@ -32,7 +32,7 @@ pub fn notified_ready(sock: &UnixDatagram) -> bool {
     let mut buf = [0u8; 4096];
     let mut ready = false;
     while let Ok(n) = sock.recv(&mut buf) {
-        let text = String::from_utf8_lossy(&buf[..n]);
+        let text = String::from_utf8_lossy(buf.get(..n).unwrap_or_default());
         if text.lines().any(|l| l.trim() == "READY=1") {
             ready = true;
         }

@@ -1,47 +1,54 @@
 //! One supervised service: its lifecycle state and the restart policy, kept
-//! free of system calls so the policy is unit-tested.
+//! free of system calls so that both are unit-tested. Its transitions
+//! (`service/lifecycle.rs`) change the state and return the
+//! [`Action`]s that `supervise.rs` carries out.
 
-use std::os::unix::net::UnixDatagram;
-use std::path::PathBuf;
+mod lifecycle;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use contract::control::{ExitStatus, ServiceState};
+use contract::control::{ExitStatus, ServiceState, ServiceStatus};
 use contract::{ReadinessCheck, RestartPolicy, RuntimeJson};
-use runtime::Running;
+use nix::unistd::Pid;
+
+pub use lifecycle::{Action, Ctx};
 
 /// A service that ran this long without exiting gets its delay and its count
 /// of quick failures reset.
 pub const STABLE_AFTER: Duration = Duration::from_secs(10);
 
 pub struct Service {
-    pub name: String,
-    pub bundle: PathBuf,
-    pub runtime: RuntimeJson,
+    name: String,
+    bundle: PathBuf,
+    runtime: RuntimeJson,
     /// The cgroup (the spec's `cgroupsPath`), relative to /sys/fs/cgroup.
-    pub cgroup: String,
-    pub state: ServiceState,
-    pub running: Option<Running>,
-    pub started_at: Instant,
+    cgroup: String,
+    state: ServiceState,
+    /// The container's main process, from its start until it is reaped.
+    pid: Option<Pid>,
+    started_at: Instant,
     /// When the next start is due (state backing-off).
-    pub next_start: Option<Instant>,
+    next_start: Option<Instant>,
     /// The delay the next restart will wait (before jitter).
-    pub delay: Duration,
-    pub quick_failures: u32,
-    pub restarts: u32,
-    pub started_once: bool,
-    pub last_exit: Option<ExitStatus>,
-    pub ready: bool,
-    pub ready_deadline: Option<Instant>,
+    delay: Duration,
+    quick_failures: u32,
+    restarts: u32,
+    started_once: bool,
+    last_exit: Option<ExitStatus>,
+    ready: bool,
+    ready_deadline: Option<Instant>,
     /// SIGKILL to the whole cgroup is due at this time (state stopping).
-    pub kill_at: Option<Instant>,
+    kill_at: Option<Instant>,
     /// False after `hullctl stop`: an exit is not followed by a restart.
-    pub wanted: bool,
+    wanted: bool,
     /// Start again as soon as the process has exited (`hullctl restart`).
-    pub restart_after_stop: bool,
-    pub reason: String,
-    pub notify: Option<UnixDatagram>,
+    restart_after_stop: bool,
+    reason: String,
     /// The delay the current backing-off waits, jitter included (for `ps`).
-    pub current_delay: Option<Duration>,
+    current_delay: Option<Duration>,
 }
 
 impl Service {
@@ -53,7 +60,7 @@ impl Service {
             runtime,
             cgroup,
             state: ServiceState::Waiting,
-            running: None,
+            pid: None,
             started_at: Instant::now(),
             next_start: None,
             delay,
@@ -67,9 +74,55 @@ impl Service {
             wanted: true,
             restart_after_stop: false,
             reason: String::new(),
-            notify: None,
             current_delay: None,
         }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn bundle(&self) -> &Path {
+        &self.bundle
+    }
+
+    pub fn runtime(&self) -> &RuntimeJson {
+        &self.runtime
+    }
+
+    pub fn cgroup(&self) -> &str {
+        &self.cgroup
+    }
+
+    pub fn state(&self) -> ServiceState {
+        self.state
+    }
+
+    /// The main process, while the service runs.
+    pub fn pid(&self) -> Option<Pid> {
+        self.pid
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.pid.is_some()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready
+    }
+
+    /// Waits for a start: neither started yet nor stopped by hand.
+    pub fn is_waiting(&self) -> bool {
+        self.state == ServiceState::Waiting && self.wanted
+    }
+
+    /// Started at least once (successfully or not) since boot.
+    pub fn started_once(&self) -> bool {
+        self.started_once
+    }
+
+    pub fn depends(&self) -> &[String] {
+        &self.runtime.depends
     }
 
     /// `notify`, `file:PATH`, `tcp:PORT`, or `started` (no check).
@@ -82,10 +135,71 @@ impl Service {
         }
     }
 
+    /// Whether its readiness is the sd_notify socket.
+    pub fn uses_notify(&self) -> bool {
+        matches!(
+            self.runtime.readiness.as_ref().map(|r| &r.check),
+            Some(ReadinessCheck::Notify)
+        )
+    }
+
+    /// Whether a file or TCP readiness check is to be tried now and then.
+    pub fn probes_readiness(&self) -> bool {
+        self.pid.is_some()
+            && !self.ready
+            && matches!(
+                self.runtime.readiness.as_ref().map(|r| &r.check),
+                Some(ReadinessCheck::File(_)) | Some(ReadinessCheck::Tcp(_))
+            )
+    }
+
+    /// When something is due: the next start, the readiness deadline, the kill.
+    pub fn timers(&self) -> [Option<Instant>; 3] {
+        [self.next_start, self.ready_deadline, self.kill_at]
+    }
+
+    /// The name of the boot phase the coming start is recorded under.
+    pub fn start_phase(&self) -> String {
+        if self.restarts == 0 && !self.started_once {
+            format!("service {}", self.name)
+        } else {
+            format!("service {} (restart {})", self.name, self.restarts)
+        }
+    }
+
     /// Back to the initial delay and count (a `start` or `restart` by hand).
     pub fn reset_backoff(&mut self) {
         self.delay = Duration::from_millis(self.runtime.backoff_initial_ms);
         self.quick_failures = 0;
+    }
+
+    /// Its line of `hullctl ps`; `waiting_for` and `last_lines` come from
+    /// the other services and the output rings.
+    pub fn status(
+        &self,
+        now: Instant,
+        waiting_for: Vec<String>,
+        last_lines: Vec<String>,
+    ) -> ServiceStatus {
+        ServiceStatus {
+            name: self.name.clone(),
+            state: self.state,
+            pid: self.pid.map(Pid::as_raw),
+            restarts: self.restarts,
+            uptime_ms: self.pid.map(|_| {
+                u64::try_from(now.saturating_duration_since(self.started_at).as_millis())
+                    .unwrap_or(u64::MAX)
+            }),
+            last_exit: self.last_exit,
+            readiness: self.readiness_name(),
+            ready: self.ready,
+            waiting_for,
+            restart_delay_ms: self
+                .current_delay
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            reason: self.reason.clone(),
+            last_lines,
+        }
     }
 }
 
@@ -140,78 +254,4 @@ pub fn jitter(delay: Duration) -> Duration {
     z ^= z >> 31;
     let frac = (z % 2001) as f64 / 10_000.0 - 0.1; // -0.1 ..= +0.1
     delay.mul_f64(1.0 + frac)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn svc(policy: RestartPolicy) -> Service {
-        let rt = RuntimeJson {
-            restart: policy,
-            start_limit: 3,
-            backoff_initial_ms: 100,
-            backoff_max_ms: 350,
-            ..RuntimeJson::default()
-        };
-        Service::new("s".into(), "/b".into(), rt, "/c".into())
-    }
-
-    const QUICK: Duration = Duration::from_secs(1);
-
-    #[test]
-    fn delays_double_up_to_the_max_then_the_start_limit_gives_up() {
-        let mut s = svc(RestartPolicy::OnFailure);
-        let fail = Some(ExitStatus::Code(1));
-        let ms = |d: Decision| match d {
-            Decision::Restart(d) => d.as_millis(),
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(ms(decide(&mut s, fail, QUICK)), 100);
-        assert_eq!(ms(decide(&mut s, fail, QUICK)), 200);
-        assert_eq!(ms(decide(&mut s, fail, QUICK)), 350);
-        assert_eq!(decide(&mut s, fail, QUICK), Decision::GiveUp);
-    }
-
-    #[test]
-    fn a_stable_run_resets_the_count() {
-        let mut s = svc(RestartPolicy::OnFailure);
-        let fail = Some(ExitStatus::Signal(9));
-        for _ in 0..3 {
-            decide(&mut s, fail, QUICK);
-        }
-        assert_eq!(
-            decide(&mut s, fail, STABLE_AFTER),
-            Decision::Restart(Duration::from_millis(100))
-        );
-    }
-
-    #[test]
-    fn policies() {
-        let ok = Some(ExitStatus::Code(0));
-        assert_eq!(
-            decide(&mut svc(RestartPolicy::OnFailure), ok, QUICK),
-            Decision::Done
-        );
-        assert!(matches!(
-            decide(&mut svc(RestartPolicy::Always), ok, QUICK),
-            Decision::Restart(_)
-        ));
-        assert_eq!(
-            decide(&mut svc(RestartPolicy::Never), None, QUICK),
-            Decision::Done
-        );
-        assert!(matches!(
-            decide(&mut svc(RestartPolicy::OnFailure), None, QUICK),
-            Decision::Restart(_)
-        ));
-    }
-
-    #[test]
-    fn jitter_stays_within_ten_percent() {
-        for _ in 0..100 {
-            let d = jitter(Duration::from_millis(1000)).as_millis();
-            assert!((900..=1100).contains(&d), "{d}");
-        }
-    }
 }
