@@ -3,8 +3,14 @@
 //! and lets a test wait for console lines, press the power button and check
 //! that the guest powers off.
 //!
-//! VM tests are opt-in: they run only with `HULL_VM_TESTS=1`, one at a time
-//! (take [`vm_lock`]; two TCG guests on two cores miss their deadlines):
+//! A VM test starts with [`boot`] (the standard header, a YAML body, one
+//! arch: built and booted in one call) or, when it needs more (an example
+//! file, a disk, a port, two boots), with a [`VmTest`].
+//!
+//! VM tests are opt-in: built without `HULL_VM_TESTS=1` they are ignored,
+//! with the reason, by `#[cfg_attr(not(vm_tests), ignore = ...)]` (the
+//! `vm_tests` cfg comes from this crate's build script). They run one at a
+//! time ([`vm_lock`]; two TCG guests on two cores miss their deadlines):
 //!
 //! ```text
 //! HULL_VM_TESTS=1 cargo test -p hull-test-vm -- --test-threads=1
@@ -15,6 +21,7 @@
 
 pub mod cpio;
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -71,17 +78,6 @@ pub enum HarnessError {
 
     #[error("QEMU still running {timeout:?} after it was expected to exit")]
     NoExit { timeout: Duration },
-}
-
-/// Whether VM tests are enabled (`HULL_VM_TESTS=1`); prints
-/// `skipped: set HULL_VM_TESTS=1` when not. Start every VM test with
-/// `if !vm_tests_enabled() { return; }`.
-pub fn vm_tests_enabled() -> bool {
-    let on = std::env::var("HULL_VM_TESTS").is_ok_and(|v| v == "1");
-    if !on {
-        eprintln!("skipped: set HULL_VM_TESTS=1");
-    }
-    on
 }
 
 /// Serialises VM tests: within the test process (a mutex) and across
@@ -226,6 +222,113 @@ pub fn build_image(yaml: &str, arch: &str, workdir: &Path) -> Result<PathBuf, Ha
         });
     }
     Ok(out.join("test"))
+}
+
+/// The start of every VM test's YAML: this workspace's kernel and init
+/// packages (`pkg/kernel`, `pkg/init`).
+pub fn header() -> String {
+    format!(
+        "kernel:\n  image: \"{}\"\ninit:\n  - \"{}\"\n",
+        pkg_dir("kernel"),
+        pkg_dir("init")
+    )
+}
+
+/// The `image:` of this workspace's busybox package, for the containers of a test.
+pub fn busybox() -> String {
+    pkg_dir("busybox")
+}
+
+/// What one VM test holds while it runs: the machine-wide VM lock and a
+/// work directory (builds, disks, sockets), both released when it is
+/// dropped. Its methods panic with the reason when a step fails.
+pub struct VmTest {
+    arch: Arch,
+    builds: Cell<usize>,
+    // Dropped in this order: the files, then the lock.
+    work: tempfile::TempDir,
+    _lock: VmLock,
+}
+
+impl VmTest {
+    /// Takes the VM lock (waiting for any other VM test) and makes a work directory.
+    pub fn new(arch: &str) -> VmTest {
+        let arch = arch
+            .parse()
+            .unwrap_or_else(|e| panic!("arch {arch:?}: {e}"));
+        let lock = vm_lock();
+        let work = tempfile::Builder::new()
+            .prefix("hull-test-vm-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("creating a work directory: {e}"));
+        VmTest {
+            arch,
+            builds: Cell::new(0),
+            work,
+            _lock: lock,
+        }
+    }
+
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    /// The work directory.
+    pub fn dir(&self) -> &Path {
+        self.work.path()
+    }
+
+    /// `hull build -f kernel+initrd` of `yaml` (a whole file) for this
+    /// test's arch; each build in a directory of its own. Returns the
+    /// output prefix.
+    pub fn build(&self, yaml: &str) -> PathBuf {
+        let n = self.builds.get() + 1;
+        self.builds.set(n);
+        let dir = self.dir().join(format!("build{n}"));
+        build_image(yaml, self.arch.as_str(), &dir).unwrap_or_else(|e| panic!("hull build: {e}"))
+    }
+
+    /// The configuration `hull run qemu` would boot the image at `prefix` with.
+    pub fn config(&self, prefix: &Path) -> VmConfig {
+        VmConfig::from_prefix(prefix, self.arch)
+            .unwrap_or_else(|e| panic!("VM configuration of {}: {e}", prefix.display()))
+    }
+
+    /// Boots `cfg`; the console log is named after the running test.
+    pub fn start(&self, cfg: VmConfig) -> Vm {
+        Vm::start_config(cfg).unwrap_or_else(|e| panic!("booting: {e}"))
+    }
+
+    /// Boots `cfg` with the console logged as `name.log` (for a test that boots several times).
+    pub fn start_named(&self, cfg: VmConfig, name: &str) -> Vm {
+        Vm::start_named(cfg, name).unwrap_or_else(|e| panic!("booting: {e}"))
+    }
+}
+
+/// A VM booted by [`boot`], with what a test needs around it.
+pub struct Booted {
+    pub vm: Vm,
+    /// The VM's state directory, for [`hull_ctl`].
+    pub state: PathBuf,
+    /// The image's output prefix (`.../test`: `-kernel`, `-initrd.img`, `-cmdline`).
+    pub prefix: PathBuf,
+    // Declared after `vm`, so QEMU is gone before the lock is released.
+    pub test: VmTest,
+}
+
+/// The prologue of a VM test in one call: takes the VM lock, builds
+/// [`header`] + `body` for `arch` and boots it.
+pub fn boot(arch: &str, body: &str) -> Booted {
+    let test = VmTest::new(arch);
+    let prefix = test.build(&format!("{}{body}", header()));
+    let vm = test.start(test.config(&prefix));
+    let state = vm.config().state_dir.clone();
+    Booted {
+        vm,
+        state,
+        prefix,
+        test,
+    }
 }
 
 /// The console as read so far.
@@ -401,6 +504,20 @@ impl Vm {
                 .wait_timeout(c, wait)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+        }
+    }
+
+    /// Waits until some console line, before or after the last
+    /// [`Vm::expect`], contains `pattern` (for output whose order against
+    /// other lines is not fixed); panics after `timeout`.
+    pub fn wait_for_line(&self, pattern: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.console().iter().any(|l| l.contains(pattern)) {
+            assert!(
+                Instant::now() < deadline,
+                "no console line with {pattern:?} within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 

@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use hull_test_vm::{build_image, vm_lock, vm_tests_enabled, Vm, VmConfig};
+use hull_test_vm::VmTest;
 
 const BOOT: Duration = Duration::from_secs(90);
 
@@ -38,17 +38,14 @@ fn read_until(sock: &mut UnixStream, seen: &mut String, want: &str, timeout: Dur
 }
 
 #[test]
+#[cfg_attr(not(vm_tests), ignore = "boots a VM: set HULL_VM_TESTS=1")]
 fn getty_x86_64() {
-    if !vm_tests_enabled() {
-        return;
-    }
-    let _lock = vm_lock();
-    let work = tempfile::tempdir().expect("tempdir");
+    let t = VmTest::new("x86_64");
     let yaml = common::example("getty.yml")
         .replace("cmdline: \"\"", "cmdline: \"console=ttyS0 console=ttyS1\"");
-    let prefix = build_image(&yaml, "x86_64", work.path()).expect("hull build");
-    let sock_path = work.path().join("ttyS1.sock");
-    let mut cfg = VmConfig::from_prefix(&prefix, "x86_64".parse().expect("arch")).expect("config");
+    let prefix = t.build(&yaml);
+    let sock_path = t.dir().join("ttyS1.sock");
+    let mut cfg = t.config(&prefix);
     cfg.extra_args = vec![
         "-chardev".into(),
         format!(
@@ -58,11 +55,10 @@ fn getty_x86_64() {
         "-serial".into(),
         "chardev:ttys1".into(),
     ];
-    let mut vm = Vm::start_config(cfg).expect("boot");
+    let mut vm = t.start(cfg);
     vm.expect("hull: all services started", BOOT)
         .expect("services up");
-    common::wait_for_line(
-        &vm,
+    vm.wait_for_line(
         "getty | getty: INSECURE=true: a root shell without password on: ttyS0 ttyS1",
         BOOT,
     );

@@ -1,80 +1,83 @@
-//! Smoke tests of the harness itself, independent of `hull`: a hand-made
-//! busybox initramfs booted with a Debian kernel named by environment
-//! variables (skipped when they are not set):
-//!
-//! - `HULL_TEST_KERNEL`: an x86_64 vmlinuz (e.g. from `apt-get download
-//!   linux-image-6.1.0-NN-cloud-amd64`, extracted with `dpkg-deb -x`);
-//!   busybox is `HULL_TEST_BUSYBOX` or the host's static `/bin/busybox`.
-//! - `HULL_TEST_KERNEL_AARCH64` and `HULL_TEST_BUSYBOX_AARCH64`: the same for
-//!   arm64 (booted through UEFI firmware).
-//!
-//! The power-button tests also need `button.ko` (x86_64 only) and `evdev.ko`,
-//! found next to the kernel as Debian's package lays them out
-//! (`../lib/modules/VERSION/kernel/...` relative to `boot/vmlinuz-VERSION`).
+//! Smoke tests of the harness itself, independent of `hull-init`: a
+//! hand-made busybox initramfs booted with the workspace's kernel. The
+//! kernel, a static busybox and the kernel modules the power-button test
+//! needs (`button.ko` on x86_64, `evdev.ko`) come from an image `hull build`
+//! makes of the workspace's packages (its `kernel+initrd` and `tar` outputs).
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use hull_test_vm::cpio::Initramfs;
-use hull_test_vm::{vm_lock, vm_tests_enabled, Arch, Vm, VmConfig};
+use hull_test_vm::{busybox, header, hull_bin, Arch, Vm, VmConfig, VmTest};
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// What the hand-made guest is made of.
 struct Guest {
     kernel: PathBuf,
-    busybox: PathBuf,
+    busybox: Vec<u8>,
+    /// Kernel modules by file name (`evdev.ko`, ...).
+    modules: Vec<(String, Vec<u8>)>,
 }
 
-fn guest(arch: Arch) -> Option<Guest> {
-    let (kvar, bvar, default_bb) = match arch {
-        Arch::X86_64 => (
-            "HULL_TEST_KERNEL",
-            "HULL_TEST_BUSYBOX",
-            Some("/bin/busybox"),
-        ),
-        Arch::Aarch64 => (
-            "HULL_TEST_KERNEL_AARCH64",
-            "HULL_TEST_BUSYBOX_AARCH64",
-            None,
-        ),
-    };
-    let kernel = std::env::var_os(kvar).map(PathBuf::from);
-    let busybox = std::env::var_os(bvar)
-        .map(PathBuf::from)
-        .or_else(|| default_bb.map(PathBuf::from));
-    match (kernel, busybox) {
-        (Some(kernel), Some(busybox)) => Some(Guest { kernel, busybox }),
-        _ => {
-            eprintln!("skipped: set {kvar} (and {bvar}) to boot a test kernel");
-            None
+/// Builds an image of the workspace's kernel and busybox packages for the
+/// test's arch and takes the guest's parts from it.
+fn guest(t: &VmTest) -> Guest {
+    let dir = t.dir().join("image");
+    std::fs::create_dir_all(&dir).expect("image directory");
+    let yml = dir.join("parts.yml");
+    let yaml = format!(
+        "{}services:\n  - name: s\n    image: \"{}\"\n    command: [sleep, '1000']\n",
+        header(),
+        busybox()
+    );
+    std::fs::write(&yml, yaml).expect("writing the YAML");
+    let out = Command::new(hull_bin())
+        .args(["build", "-f", "kernel+initrd", "-f", "tar", "--arch"])
+        .arg(t.arch().as_str())
+        .arg("--dir")
+        .arg(&dir)
+        .arg(&yml)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running hull build");
+    assert!(
+        out.status.success(),
+        "hull build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tar = std::fs::File::open(dir.join("parts.tar")).expect("the tar output");
+    let mut archive = tar::Archive::new(tar);
+    let mut busybox = None;
+    let mut modules = Vec::new();
+    for entry in archive.entries().expect("reading the tar") {
+        let mut entry = entry.expect("a tar entry");
+        let path = entry.path().expect("an entry path").into_owned();
+        let wanted_module = ["drivers/acpi/button.ko", "drivers/input/evdev.ko"]
+            .iter()
+            .any(|m| path.ends_with(m));
+        if !(wanted_module || path == Path::new("containers/services/s/rootfs/bin/busybox")) {
+            continue;
         }
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).expect("reading an entry");
+        match path.file_name().and_then(|n| n.to_str()) {
+            Some("busybox") => busybox = Some(data),
+            Some(name) => modules.push((name.to_string(), data)),
+            None => {}
+        }
+    }
+    Guest {
+        kernel: dir.join("parts-kernel"),
+        busybox: busybox.expect("busybox in the image"),
+        modules,
     }
 }
 
-/// A module of the kernel's Debian package, e.g. `drivers/input/evdev.ko`.
-fn module(kernel: &Path, rel: &str) -> Option<PathBuf> {
-    let name = kernel.file_name()?.to_str()?;
-    let version = name.strip_prefix("vmlinuz-")?;
-    let p = kernel
-        .parent()?
-        .parent()?
-        .join("lib/modules")
-        .join(version)
-        .join("kernel")
-        .join(rel);
-    p.is_file().then_some(p)
-}
-
 /// Boots busybox with `script` as /init (after /proc, /sys and /dev are
-/// mounted), with `modules` in /modules.
-fn boot(arch: Arch, g: &Guest, modules: &[PathBuf], script: &str) -> Vm {
-    let work = std::env::temp_dir().join(format!(
-        "hull-test-vm-{}-{}",
-        std::process::id(),
-        arch.as_str()
-    ));
-    std::fs::create_dir_all(&work).unwrap();
-    let bb = std::fs::read(&g.busybox).unwrap();
+/// mounted), with `modules` (file names of the guest's) in /modules.
+fn boot(t: &VmTest, g: &Guest, modules: &[&str], script: &str) -> Vm {
     let init = format!(
         "#!/bin/busybox sh\n\
          /bin/busybox --install -s /bin\n\
@@ -90,37 +93,34 @@ fn boot(arch: Arch, g: &Guest, modules: &[PathBuf], script: &str) -> Vm {
         .dir("/proc")
         .dir("/sys")
         .dir("/modules")
-        .file("/bin/busybox", 0o755, bb)
+        .file("/bin/busybox", 0o755, g.busybox.clone())
         .file("/init", 0o755, init);
-    for m in modules {
-        let name = m.file_name().unwrap().to_str().unwrap();
-        ir = ir.file(
-            &format!("/modules/{name}"),
-            0o644,
-            std::fs::read(m).unwrap(),
-        );
+    for name in modules {
+        let (_, data) = g
+            .modules
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{name} is not in the image"));
+        ir = ir.file(&format!("/modules/{name}"), 0o644, data.clone());
     }
-    let initrd = work.join("initrd.img");
-    std::fs::write(&initrd, ir.to_bytes()).unwrap();
+    let initrd = t.dir().join("initrd.img");
+    std::fs::write(&initrd, ir.to_bytes()).expect("writing the initramfs");
     let cfg = VmConfig::new(
-        arch,
+        t.arch(),
         g.kernel.clone(),
         initrd,
         "quiet panic=-1".into(),
-        work.join("state"),
+        t.dir().join("state"),
     );
-    eprintln!("qemu argv: {:?}", cfg.command().unwrap());
-    Vm::start_config(cfg).unwrap()
+    eprintln!("qemu argv: {:?}", cfg.command().expect("a QEMU command"));
+    t.start(cfg)
 }
 
-fn smoke(arch: Arch) {
-    if !vm_tests_enabled() {
-        return;
-    }
-    let Some(g) = guest(arch) else { return };
-    let _lock = vm_lock();
+fn smoke(arch: &str) {
+    let t = VmTest::new(arch);
+    let g = guest(&t);
     let mut vm = boot(
-        arch,
+        &t,
         &g,
         &[],
         "echo \"HARNESS-OK uptime $(cat /proc/uptime)\"\npoweroff -f",
@@ -134,27 +134,14 @@ fn smoke(arch: Arch) {
 
 /// QMP `system_powerdown` must reach the guest as an input event from the
 /// ACPI "Power Button" device.
-fn power_button(arch: Arch) {
-    if !vm_tests_enabled() {
-        return;
-    }
-    let Some(g) = guest(arch) else { return };
-    let mut modules = Vec::new();
+fn power_button(arch: &str) {
+    let t = VmTest::new(arch);
+    let g = guest(&t);
     // On the arm64 cloud kernel `button` is built in.
-    let wanted: &[&str] = match arch {
-        Arch::X86_64 => &["drivers/acpi/button.ko", "drivers/input/evdev.ko"],
-        Arch::Aarch64 => &["drivers/input/evdev.ko"],
+    let modules: &[&str] = match t.arch() {
+        Arch::X86_64 => &["button.ko", "evdev.ko"],
+        Arch::Aarch64 => &["evdev.ko"],
     };
-    for rel in wanted {
-        match module(&g.kernel, rel) {
-            Some(m) => modules.push(m),
-            None => {
-                eprintln!("skipped: {rel} not found next to {}", g.kernel.display());
-                return;
-            }
-        }
-    }
-    let _lock = vm_lock();
     // The reader must have the device open before the button is pressed:
     // evdev drops events nobody is reading.
     let script = "for m in /modules/*.ko; do insmod $m; done\n\
@@ -165,7 +152,7 @@ fn power_button(arch: Arch) {
         echo \"WAITING uptime $(cat /proc/uptime)\"\n\
         wait\n\
         poweroff -f";
-    let mut vm = boot(arch, &g, &modules, script);
+    let mut vm = boot(&t, &g, modules, script);
     let dev = vm.expect("POWER-BUTTON-DEVICE", BOOT_TIMEOUT).unwrap();
     assert!(
         dev.contains("event"),
@@ -183,21 +170,25 @@ fn power_button(arch: Arch) {
 }
 
 #[test]
+#[cfg_attr(not(vm_tests), ignore = "boots a VM: set HULL_VM_TESTS=1")]
 fn smoke_x86_64() {
-    smoke(Arch::X86_64);
+    smoke("x86_64");
 }
 
 #[test]
+#[cfg_attr(not(vm_tests), ignore = "boots a VM: set HULL_VM_TESTS=1")]
 fn smoke_aarch64() {
-    smoke(Arch::Aarch64);
+    smoke("aarch64");
 }
 
 #[test]
+#[cfg_attr(not(vm_tests), ignore = "boots a VM: set HULL_VM_TESTS=1")]
 fn power_button_x86_64() {
-    power_button(Arch::X86_64);
+    power_button("x86_64");
 }
 
 #[test]
+#[cfg_attr(not(vm_tests), ignore = "boots a VM: set HULL_VM_TESTS=1")]
 fn power_button_aarch64() {
-    power_button(Arch::Aarch64);
+    power_button("aarch64");
 }

@@ -11,18 +11,18 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use hull_test_vm::{build_image, vm_lock, vm_tests_enabled, Vm, VmConfig};
+use hull_test_vm::{Vm, VmTest};
 
 const BOOT: Duration = Duration::from_secs(90);
 
-fn boot(prefix: &Path, disk: &Path, name: &str) -> Vm {
-    let mut cfg = VmConfig::from_prefix(prefix, "x86_64".parse().expect("arch")).expect("config");
+fn boot(t: &VmTest, prefix: &Path, disk: &Path, name: &str) -> Vm {
+    let mut cfg = t.config(prefix);
     let disk: qemu::Disk = format!("{},size=64M", disk.display())
         .parse()
         .expect("disk");
     disk.ensure().expect("disk file");
     cfg.disks = vec![disk];
-    Vm::start_named(cfg, name).expect("boot")
+    t.start_named(cfg, name)
 }
 
 fn power_off(vm: &mut Vm) {
@@ -34,18 +34,14 @@ fn power_off(vm: &mut Vm) {
 }
 
 #[test]
+#[cfg_attr(not(vm_tests), ignore = "boots a VM: set HULL_VM_TESTS=1")]
 fn persistent_x86_64() {
-    if !vm_tests_enabled() {
-        return;
-    }
-    let _lock = vm_lock();
-    let work = tempfile::tempdir().expect("tempdir");
-    let prefix =
-        build_image(&common::example("persistent.yml"), "x86_64", work.path()).expect("hull build");
-    let disk = work.path().join("data.img");
+    let t = VmTest::new("x86_64");
+    let prefix = t.build(&common::example("persistent.yml"));
+    let disk = t.dir().join("data.img");
 
     // First boot: a blank disk is formatted, the service writes to it.
-    let mut vm = boot(&prefix, &disk, "persistent_x86_64_first");
+    let mut vm = boot(&t, &prefix, &disk, "persistent_x86_64_first");
     vm.expect("format | format: formatted /dev/vda", BOOT)
         .expect("blank disk formatted");
     vm.expect("mount | mount: /var/lib/data is /dev/vda (ext4)", BOOT)
@@ -57,7 +53,7 @@ fn persistent_x86_64() {
     drop(vm);
 
     // Second boot, same disk: not formatted again, the data is there.
-    let mut vm = boot(&prefix, &disk, "persistent_x86_64_second");
+    let mut vm = boot(&t, &prefix, &disk, "persistent_x86_64_second");
     vm.expect("format | format: /dev/vda already holds data", BOOT)
         .expect("not reformatted");
     let second = vm
@@ -74,11 +70,11 @@ fn persistent_x86_64() {
 
     // A disk with a filesystem made elsewhere, holding a record of its own:
     // left alone, and its files are what the service reads.
-    let seed = work.path().join("seed");
+    let seed = t.dir().join("seed");
     std::fs::create_dir(&seed).expect("seed");
     std::fs::write(seed.join("boots"), "1\n").expect("seed file");
     std::fs::write(seed.join("first-boot"), "host-made\n").expect("seed file");
-    let other = work.path().join("other.img");
+    let other = t.dir().join("other.img");
     std::fs::File::create(&other)
         .and_then(|f| f.set_len(32 << 20))
         .expect("disk");
@@ -89,7 +85,7 @@ fn persistent_x86_64() {
             .arg(&other),
     );
     assert!(mkfs.status.success(), "mkfs.ext4 failed: {mkfs:?}");
-    let mut vm = boot(&prefix, &other, "persistent_x86_64_hostmade");
+    let mut vm = boot(&t, &prefix, &other, "persistent_x86_64_hostmade");
     vm.expect("format | format: /dev/vda already holds data", BOOT)
         .expect("a filesystem made elsewhere is not reformatted");
     vm.expect("counter | boot number 2, first boot at host-made", BOOT)

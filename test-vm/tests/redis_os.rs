@@ -9,23 +9,19 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use hull_test_vm::{build_image, vm_lock, vm_tests_enabled, Vm, VmConfig};
+use hull_test_vm::VmTest;
 
 const BOOT: Duration = Duration::from_secs(90);
 
 #[test]
+#[cfg_attr(not(vm_tests), ignore = "boots a VM: set HULL_VM_TESTS=1")]
 fn redis_os_x86_64() {
-    if !vm_tests_enabled() {
-        return;
-    }
-    let _lock = vm_lock();
-    let work = tempfile::tempdir().expect("tempdir");
-    let prefix =
-        build_image(&common::example("redis-os.yml"), "x86_64", work.path()).expect("hull build");
+    let t = VmTest::new("x86_64");
+    let prefix = t.build(&common::example("redis-os.yml"));
     let port = common::free_port();
-    let mut cfg = VmConfig::from_prefix(&prefix, "x86_64".parse().expect("arch")).expect("config");
+    let mut cfg = t.config(&prefix);
     cfg.publish = vec![format!("{port}:6379").parse().expect("publish")];
-    let mut vm = Vm::start_config(cfg).expect("boot");
+    let mut vm = t.start(cfg);
 
     vm.expect("sysctl | sysctl: vm.overcommit_memory = 1", BOOT)
         .expect("sysctl applied the defaults");
@@ -33,8 +29,7 @@ fn redis_os_x86_64() {
         .expect("DHCP lease");
     vm.expect("hull: all services started", BOOT)
         .expect("services up");
-    common::wait_for_line(
-        &vm,
+    vm.wait_for_line(
         "getty | getty: INSECURE=true: a root shell without password on: ttyS0",
         BOOT,
     );

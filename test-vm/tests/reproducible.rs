@@ -1,21 +1,23 @@
 //! Two builds of the same YAML give byte-identical outputs.
 
-use hull_test_vm::{build_image, pkg_dir, vm_tests_enabled};
+use hull_test_vm::{busybox, header, VmTest};
 
 #[test]
+#[cfg_attr(
+    not(vm_tests),
+    ignore = "builds images from the workspace's packages: set HULL_VM_TESTS=1"
+)]
 fn same_yaml_gives_identical_initrd() {
-    if !vm_tests_enabled() {
-        return;
-    }
     let yaml = format!(
-        "kernel:\n  image: \"{}\"\ninit:\n  - \"{}\"\nservices:\n  - name: s\n    image: \"{}\"\n    command: [sleep, '1000']\n",
-        pkg_dir("kernel"),
-        pkg_dir("init"),
-        pkg_dir("busybox")
+        "{}services:\n  - name: s\n    image: \"{}\"\n    command: [sleep, '1000']\n",
+        header(),
+        busybox()
     );
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let pa = build_image(&yaml, "x86_64", a.path()).expect("first build");
-    let pb = build_image(&yaml, "x86_64", b.path()).expect("second build");
+    // Each build goes to a directory of its own.
+    let t = VmTest::new("x86_64");
+    let pa = t.build(&yaml);
+    let pb = t.build(&yaml);
+    assert_ne!(pa, pb);
     for suffix in ["-initrd.img", "-kernel", "-cmdline"] {
         let read = |p: &std::path::Path| {
             std::fs::read(format!("{}{suffix}", p.display())).expect("output exists")

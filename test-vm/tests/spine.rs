@@ -8,18 +8,14 @@
 
 use std::time::Duration;
 
-use hull_test_vm::{build_image, pkg_dir, vm_lock, vm_tests_enabled, Vm};
+use hull_test_vm::{boot, busybox};
 
 const BOOT: Duration = Duration::from_secs(90);
 
 fn spine_yaml() -> String {
-    let (kernel, init, busybox) = (pkg_dir("kernel"), pkg_dir("init"), pkg_dir("busybox"));
+    let busybox = busybox();
     format!(
         r#"
-kernel:
-  image: "{kernel}"
-init:
-  - "{init}"
 onboot:
   - name: writer
     image: "{busybox}"
@@ -53,13 +49,8 @@ services:
 }
 
 fn spine(arch: &str) {
-    if !vm_tests_enabled() {
-        return;
-    }
-    let _lock = vm_lock();
-    let work = tempfile::tempdir().expect("tempdir");
-    let prefix = build_image(&spine_yaml(), arch, work.path()).expect("hull build");
-    let mut vm = Vm::start(&prefix, arch).expect("boot");
+    let mut b = boot(arch, &spine_yaml());
+    let vm = &mut b.vm;
 
     // Onboot runs in order; a failure is reported with its exit code and the boot goes on.
     vm.expect("writer exited with exit code 0", BOOT)
@@ -91,7 +82,7 @@ fn spine(arch: &str) {
         .expect("devbind ran");
     // The kernel prints it straight to the console, so it may come before
     // or after the container's own lines.
-    wait_for_line(&vm, "hull-devbind-wrote-kmsg", Duration::from_secs(10));
+    vm.wait_for_line("hull-devbind-wrote-kmsg", Duration::from_secs(10));
     // A second one sees the file the first put in the guest's /dev.
     vm.expect("devbind2 | seen=mark null=ok", BOOT)
         .expect("the second container shares the guest's /dev");
@@ -101,7 +92,7 @@ fn spine(arch: &str) {
         .expect("boot completed");
     // The service reads what the onboot container wrote (its output may come
     // before or after the ready line, so look at the whole console).
-    wait_for_line(&vm, "reader | value=VALUE-42-OK", Duration::from_secs(30));
+    vm.wait_for_line("reader | value=VALUE-42-OK", Duration::from_secs(30));
 
     // The host presses the power button; the service sees SIGTERM and QEMU exits by itself.
     vm.powerdown().expect("QMP system_powerdown");
@@ -124,23 +115,14 @@ fn spine(arch: &str) {
     assert!(!console.contains("Kernel panic"), "kernel panic");
 }
 
-fn wait_for_line(vm: &Vm, pattern: &str, timeout: Duration) {
-    let deadline = std::time::Instant::now() + timeout;
-    while !vm.console().iter().any(|l| l.contains(pattern)) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no console line with {pattern:?} within {timeout:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
+#[cfg_attr(not(vm_tests), ignore = "boots a VM: set HULL_VM_TESTS=1")]
 fn spine_x86_64() {
     spine("x86_64");
 }
 
 #[test]
+#[cfg_attr(not(vm_tests), ignore = "boots a VM: set HULL_VM_TESTS=1")]
 fn spine_aarch64() {
     spine("aarch64");
 }

@@ -9,18 +9,15 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use hull_test_vm::{build_image, vm_lock, vm_tests_enabled, Vm, VmConfig};
+use hull_test_vm::VmTest;
 
 const BOOT: Duration = Duration::from_secs(90);
 
 #[test]
+#[cfg_attr(not(vm_tests), ignore = "boots a VM: set HULL_VM_TESTS=1")]
 fn sshd_x86_64() {
-    if !vm_tests_enabled() {
-        return;
-    }
-    let _lock = vm_lock();
-    let work = tempfile::tempdir().expect("tempdir");
-    let key = work.path().join("id_ed25519");
+    let t = VmTest::new("x86_64");
+    let key = t.dir().join("id_ed25519");
     let keygen = common::run(
         Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-C", "hull-test", "-f"])
@@ -38,15 +35,15 @@ fn sshd_x86_64() {
         &placeholder,
         &format!("    contents: \"{}\\n\"", public.trim()),
     );
-    let prefix = build_image(&yaml, "x86_64", work.path()).expect("hull build");
+    let prefix = t.build(&yaml);
     let port = common::free_port();
-    let mut cfg = VmConfig::from_prefix(&prefix, "x86_64".parse().expect("arch")).expect("config");
+    let mut cfg = t.config(&prefix);
     cfg.publish = vec![format!("{port}:22").parse().expect("publish")];
-    let mut vm = Vm::start_config(cfg).expect("boot");
+    let mut vm = t.start(cfg);
     vm.expect("hull: all services started", BOOT)
         .expect("services up");
 
-    let known_hosts = work.path().join("known_hosts");
+    let known_hosts = t.dir().join("known_hosts");
     let ssh = |extra: &[&str], command: &str| {
         let mut c = Command::new("ssh");
         c.args(["-p", &port.to_string()])

@@ -16,10 +16,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hull_test_vm::{
-    build_image, hull_bin, hull_ctl, hull_ctl_ok, pkg_dir, vm_lock, vm_tests_enabled, Arch, Vm,
-    VmConfig,
-};
+use hull_test_vm::{boot, busybox, header, hull_bin, hull_ctl, hull_ctl_ok, VmTest};
 
 const BOOT: Duration = Duration::from_secs(90);
 
@@ -66,14 +63,10 @@ fn stamp(console: &[String], marker: &str) -> f64 {
 }
 
 fn supervision_yaml() -> String {
-    let (kernel, init, busybox) = (pkg_dir("kernel"), pkg_dir("init"), pkg_dir("busybox"));
+    let busybox = busybox();
     let up = "$(cat /proc/uptime)";
     format!(
         r#"
-kernel:
-  image: "{kernel}"
-init:
-  - "{init}"
 services:
   - name: crashy
     image: "{busybox}"
@@ -105,15 +98,11 @@ services:
 }
 
 #[test]
+#[cfg_attr(not(vm_tests), ignore = "boots a VM: set HULL_VM_TESTS=1")]
 fn supervision_x86_64() {
-    if !vm_tests_enabled() {
-        return;
-    }
-    let _lock = vm_lock();
-    let work = tempfile::tempdir().expect("tempdir");
-    let prefix = build_image(&supervision_yaml(), "x86_64", work.path()).expect("hull build");
-    let mut vm = Vm::start(&prefix, "x86_64").expect("boot");
-    let state = vm.config().state_dir.clone();
+    let mut b = boot("x86_64", &supervision_yaml());
+    let state = b.state.clone();
+    let vm = &mut b.vm;
     vm.expect("hull: all services started", BOOT)
         .expect("boot completed");
 
@@ -366,13 +355,9 @@ fn supervision_x86_64() {
 }
 
 fn disk_yaml() -> String {
-    let (kernel, init, busybox) = (pkg_dir("kernel"), pkg_dir("init"), pkg_dir("busybox"));
+    let busybox = busybox();
     format!(
-        r#"
-kernel:
-  image: "{kernel}"
-init:
-  - "{init}"
+        r#"{header}
 services:
   - name: keeper
     image: "{busybox}"
@@ -386,19 +371,17 @@ services:
     image: "{busybox}"
     stopGracePeriod: 3
     command: [sh, -c, "trap '' TERM; echo deaf; while true; do sleep 1; done"]
-"#
+"#,
+        header = header()
     )
 }
 
 #[test]
+#[cfg_attr(not(vm_tests), ignore = "boots a VM: set HULL_VM_TESTS=1")]
 fn persistent_disk_x86_64() {
-    if !vm_tests_enabled() {
-        return;
-    }
-    let _lock = vm_lock();
-    let work = tempfile::tempdir().expect("tempdir");
-    let prefix = build_image(&disk_yaml(), "x86_64", work.path()).expect("hull build");
-    let disk = work.path().join("disk.img");
+    let t = VmTest::new("x86_64");
+    let prefix = t.build(&disk_yaml());
+    let disk = t.dir().join("disk.img");
     std::fs::File::create(&disk)
         .and_then(|f| f.set_len(32 << 20))
         .expect("disk image");
@@ -409,12 +392,12 @@ fn persistent_disk_x86_64() {
         .expect("mkfs.ext4 (e2fsprogs)");
     assert!(mkfs.success());
     let boot = |n: usize| {
-        let mut cfg = VmConfig::from_prefix(&prefix, Arch::X86_64).expect("config");
+        let mut cfg = t.config(&prefix);
         cfg.extra_args = vec![
             "-drive".into(),
             format!("file={},format=raw,if=virtio", disk.display()),
         ];
-        Vm::start_named(cfg, &format!("persistent_disk_x86_64_boot{n}")).expect("boot")
+        t.start_named(cfg, &format!("persistent_disk_x86_64_boot{n}"))
     };
 
     let mut vm = boot(1);

@@ -1,5 +1,5 @@
-//! Measurements of PID 1 (not pass/fail tests: they print numbers), opt-in
-//! with `HULL_VM_MEASURE=1` as well as `HULL_VM_TESTS=1`:
+//! Measurements of PID 1 (not a pass/fail test: it prints numbers), so
+//! always ignored; run it by name with `--ignored`:
 //!
 //! - PID 1's resident memory (VmRSS of /proc/1/status) with 1 and with 20 services;
 //! - the time from `hull ctl restart` to the service running again (from the
@@ -8,32 +8,29 @@
 //!   services each log about 1,000 lines a second (bursts of 1,000 lines, then a 1 s sleep) (console off, so the serial
 //!   console does not set the pace).
 //!
-//! `HULL_VM_TESTS=1 HULL_VM_MEASURE=1 cargo test -p hull-test-vm --test supervisor_measure -- --nocapture --test-threads=1`
+//! `cargo test -p hull-test-vm --test supervisor_measure -- --ignored --nocapture --test-threads=1`
 
 use std::path::Path;
 use std::time::Duration;
 
-use hull_test_vm::{build_image, hull_ctl_ok, pkg_dir, vm_lock, vm_tests_enabled, Vm};
+use hull_test_vm::{busybox, header, hull_ctl_ok, Vm, VmTest};
 
 const BOOT: Duration = Duration::from_secs(120);
 /// What each logger prints, 1,000 times a second.
 const LINE: &str = "a line of a service that logs a lot";
 
 fn yaml(loggers: usize) -> String {
-    let (kernel, init, busybox) = (pkg_dir("kernel"), pkg_dir("init"), pkg_dir("busybox"));
+    let busybox = busybox();
     let mut s = format!(
-        r#"
-kernel:
-  image: "{kernel}"
-init:
-  - "{init}"
+        r#"{header}
 services:
   - name: meter
     image: "{busybox}"
     pid: host
     capabilities: [all]          # /proc/1/io needs CAP_SYS_PTRACE
     command: [sh, -c, "while true; do sleep 1; done"]
-"#
+"#,
+        header = header()
     );
     for i in 0..loggers {
         s.push_str(&format!(
@@ -85,24 +82,20 @@ fn pid1(state: &Path) -> (u64, u64, u64) {
     (rss, ticks, rchar)
 }
 
-fn boot(loggers: usize) -> (tempfile::TempDir, Vm) {
-    let work = tempfile::tempdir().expect("tempdir");
-    let prefix = build_image(&yaml(loggers), "x86_64", work.path()).expect("hull build");
-    let mut vm = Vm::start(&prefix, "x86_64").expect("boot");
+fn boot(t: &VmTest, loggers: usize) -> Vm {
+    let prefix = t.build(&yaml(loggers));
+    let mut vm = t.start(t.config(&prefix));
     vm.expect("hull: all services started", BOOT).expect("boot");
     std::thread::sleep(Duration::from_secs(3));
-    (work, vm)
+    vm
 }
 
 #[test]
+#[ignore = "a measurement, not a test: run it with --ignored --nocapture"]
 fn measure_pid1_x86_64() {
-    if !vm_tests_enabled() || std::env::var("HULL_VM_MEASURE").as_deref() != Ok("1") {
-        eprintln!("skipped: set HULL_VM_MEASURE=1 too");
-        return;
-    }
-    let _lock = vm_lock();
+    let t = VmTest::new("x86_64");
 
-    let (_w1, mut vm) = boot(0);
+    let mut vm = boot(&t, 0);
     let state = vm.config().state_dir.clone();
     let (rss1, _, _) = pid1(&state);
     let mut restarts = Vec::new();
@@ -124,7 +117,7 @@ fn measure_pid1_x86_64() {
     let _ = vm.wait_exit(Duration::from_secs(60));
     drop(vm);
 
-    let (_w2, mut vm) = boot(19);
+    let mut vm = boot(&t, 19);
     let state = vm.config().state_dir.clone();
     let (rss20, t0, r0) = pid1(&state);
     let start = std::time::Instant::now();

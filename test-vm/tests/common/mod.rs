@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use hull_test_vm::{workspace_dir, Vm};
+use hull_test_vm::workspace_dir;
 
 /// `examples/NAME`, its `@pkg:../pkg/` references pointing at this workspace.
 pub fn example(name: &str) -> String {
@@ -48,16 +48,4 @@ pub fn retry(
 
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-/// Waits until some console line (before or after the last `expect`) contains `pattern`.
-pub fn wait_for_line(vm: &Vm, pattern: &str, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while !vm.console().iter().any(|l| l.contains(pattern)) {
-        assert!(
-            Instant::now() < deadline,
-            "no console line with {pattern:?} within {timeout:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
