@@ -57,7 +57,10 @@ pub(crate) struct Cmdline {
 
 impl Cmdline {
     fn read() -> Self {
-        let text = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+        Cmdline::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default())
+    }
+
+    fn parse(text: &str) -> Self {
         let mut c = Cmdline {
             console_log: true,
             on_panic: ShutdownKind::Poweroff,
@@ -195,5 +198,56 @@ fn finish(kind: ShutdownKind) -> ! {
     // reboot(2) does not return on success; if it failed, PID 1 must still not exit.
     loop {
         std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_switches() {
+        let c = Cmdline::parse("console=ttyS0 hull.console=off hull.panic=reboot quiet");
+        assert!(!c.console_log);
+        assert_eq!(c.on_panic, ShutdownKind::Reboot);
+        let c = Cmdline::parse("hull.panic=halt");
+        assert!(c.console_log);
+        assert_eq!(c.on_panic, ShutdownKind::Halt);
+        let c = Cmdline::parse("");
+        assert_eq!(c.on_panic, ShutdownKind::Poweroff, "the default");
+    }
+
+    #[test]
+    fn boot_phases_from_stage_one_timings() {
+        let p = early_phases(&[1.5, 1.9, 2.4], 2.5, 2.7);
+        let names: Vec<_> = p.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "kernel",
+                "stage 1: load kernel modules",
+                "stage 1: read-only root",
+                "stage 2: mounts, hostname, network"
+            ]
+        );
+        assert!((p[1].duration - 0.4).abs() < 1e-9);
+        // Without stage 1's timings (an odd argument list): one phase.
+        let p = early_phases(&[], 2.5, 2.7);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].name, "kernel and stage 1");
+    }
+
+    #[test]
+    fn a_fatal_error_is_one_line_with_each_cause() {
+        let e = InitError::Scratch(mounts::MountError::new("tmpfs", "/run", nix::Error::EPERM));
+        assert_eq!(
+            report::chain(&e),
+            "mounting /run, /tmp, /var: mount tmpfs on /run: EPERM: Operation not permitted"
+        );
+        let e = InitError::Root(move_root::RootError::Chdir("/", nix::Error::ENOENT));
+        assert_eq!(
+            report::chain(&e),
+            "making the root filesystem: chdir /: ENOENT: No such file or directory"
+        );
     }
 }

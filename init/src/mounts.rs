@@ -15,6 +15,16 @@ pub struct MountError {
     errno: nix::Error,
 }
 
+impl MountError {
+    pub fn new(fstype: &str, target: &str, errno: nix::Error) -> Self {
+        MountError {
+            fstype: fstype.to_string(),
+            target: target.to_string(),
+            errno,
+        }
+    }
+}
+
 fn mkdir(path: &str, mode: u32) {
     let _ = fs::DirBuilder::new()
         .recursive(true)
@@ -29,11 +39,8 @@ fn mnt(
     flags: MsFlags,
     data: Option<&str>,
 ) -> Result<(), MountError> {
-    mount(Some(source), target, Some(fstype), flags, data).map_err(|errno| MountError {
-        fstype: fstype.to_string(),
-        target: target.to_string(),
-        errno,
-    })
+    mount(Some(source), target, Some(fstype), flags, data)
+        .map_err(|errno| MountError::new(fstype, target, errno))
 }
 
 /// Stage 1: /dev first (so the console exists), then /proc and /sys.
