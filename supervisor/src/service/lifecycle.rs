@@ -2,7 +2,6 @@
 //! returns what is to be done about it, in order, as [`Action`]s; none makes
 //! a system call, so every transition is unit-tested (`service/tests.rs`).
 //!
-//!
 //! - `waiting` -> [`Service::start`] -> `starting` -> [`Service::spawned`] ->
 //!   `running` -> [`Service::ready`] -> `ready`;
 //! - [`Service::exited`] (or [`Service::spawn_failed`]) -> `backing-off`
