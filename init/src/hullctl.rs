@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use ctl::{CtlCommand, CtlError};
+use ctl::CtlCommand;
 use report::BadInput;
 
 const PROGRAM: &str = "hullctl";
@@ -59,8 +59,6 @@ pub fn main() -> i32 {
     match cli.cmd {
         Cmd::Ctl(c) => match ctl::run(&cli.socket, c) {
             Ok(code) => code,
-            // `ctl` says bad input with its own variant.
-            Err(e @ CtlError::Usage(_)) => report::fail(PROGRAM, &BadInput::new(e.to_string())),
             Err(e) => report::fail(PROGRAM, &e),
         },
         Cmd::Notify { ready, status } => match notify(ready, status) {

@@ -14,6 +14,10 @@
 // PID 1 links this: it must never panic (tests may: see clippy.toml).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod signal;
+
+pub use signal::SignalNumber;
+
 use std::fs;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -24,7 +28,7 @@ use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use nix::mount::{mount, MsFlags};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 
@@ -84,7 +88,7 @@ pub enum RuntimeError {
     #[error("sending {signal} to container {id}")]
     Signal {
         id: String,
-        signal: Signal,
+        signal: SignalNumber,
         #[source]
         errno: nix::Error,
     },
@@ -540,8 +544,8 @@ impl Runtime {
 
 impl Running {
     /// Sends `signal` to the container's init process.
-    pub fn signal(&self, signal: Signal) -> Result<(), RuntimeError> {
-        nix::sys::signal::kill(self.pid, signal).map_err(|errno| RuntimeError::Signal {
+    pub fn signal(&self, signal: SignalNumber) -> Result<(), RuntimeError> {
+        signal::kill(self.pid, signal).map_err(|errno| RuntimeError::Signal {
             id: self.id.clone(),
             signal,
             errno,

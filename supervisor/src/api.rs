@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use contract::control::{
     Inspect, LogLine, Op, Reply, Request, ServiceState, ServiceStatus, PROTOCOL_VERSION,
 };
-use nix::sys::signal::Signal;
+use runtime::SignalNumber;
 
 use crate::control::Follow;
 use crate::event_loop::Token;
@@ -54,7 +54,7 @@ pub struct View<'a> {
 /// What the API needs from the system.
 pub trait Host {
     /// Sends `sig` to the main process of service `id`; the error as the user sees it.
-    fn signal(&mut self, id: ServiceId, sig: Signal) -> Result<(), String>;
+    fn signal(&mut self, id: ServiceId, sig: SignalNumber) -> Result<(), String>;
     /// The kernel's log, formatted as `dmesg` does.
     fn dmesg(&mut self) -> Vec<String>;
     /// What `hullctl inspect` shows of `s`.
@@ -189,7 +189,7 @@ pub fn answer(r: Request, conn: Token, v: &mut View, host: &mut dyn Host) -> Vec
             ])
         }),
         Op::Kill { name, signal } => find(v, &name).and_then(|sid| {
-            let Ok(sig) = Signal::try_from(signal) else {
+            let Some(sig) = SignalNumber::new(signal) else {
                 return Err(error(format!("{signal} is not a signal")));
             };
             if !v.services.get(sid).is_some_and(Service::is_running) {

@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 use contract::control::ExitStatus;
 use contract::{ContainerRef, ImageJson};
-use nix::sys::signal::Signal;
-use runtime::Additions;
+use runtime::{Additions, SignalNumber};
 
 use crate::{uptime, ShutdownKind, Supervisor, SupervisorError};
 
@@ -71,7 +70,7 @@ impl Supervisor {
             }
             if !killed && deadline.is_some_and(|d| Instant::now() >= d) {
                 say!("{} did not finish in time; killing it", c.name);
-                let _ = running.signal(Signal::SIGKILL);
+                let _ = running.signal(SignalNumber::KILL);
                 killed = true;
             }
             self.pump(Duration::from_millis(500));

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use contract::control::{Inspect, Reply};
 use nix::poll::PollFlags;
-use nix::sys::signal::Signal;
-use runtime::Runtime;
+use runtime::{Runtime, SignalNumber};
 
 use crate::api::{self, Effect, Host, View};
 use crate::control::Incoming;
@@ -28,7 +27,7 @@ pub struct SysHost<'a> {
 }
 
 impl Host for SysHost<'_> {
-    fn signal(&mut self, id: ServiceId, sig: Signal) -> Result<(), String> {
+    fn signal(&mut self, id: ServiceId, sig: SignalNumber) -> Result<(), String> {
         match self.handles.get(&id).and_then(|h| h.running.as_ref()) {
             Some(r) => r.signal(sig).map_err(|e| report::chain(&e)),
             None => Err("not running".into()),

@@ -10,8 +10,7 @@ use std::time::Instant;
 
 use contract::control::{ExitStatus, ServiceState, NOTIFY_SOCKET_IN_CONTAINER};
 use contract::{ContainerRef, RestartPolicy, RuntimeJson, READY_MARKER};
-use nix::sys::signal::Signal;
-use runtime::{Additions, Running};
+use runtime::{Additions, Running, SignalNumber};
 
 use crate::service::{self, Action, Ctx, Service};
 use crate::table::{Next, ServiceId};
@@ -197,7 +196,7 @@ impl Supervisor {
             return;
         };
         if !runtime::kill_cgroup(s.cgroup()) {
-            let _ = r.signal(Signal::SIGKILL);
+            let _ = r.signal(SignalNumber::KILL);
         }
     }
 

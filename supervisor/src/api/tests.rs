@@ -12,14 +12,14 @@ use crate::event_loop::Registry;
 
 #[derive(Default)]
 struct FakeHost {
-    signals: Vec<(ServiceId, Signal)>,
+    signals: Vec<(ServiceId, SignalNumber)>,
     signal_error: Option<String>,
     execs: Vec<(Token, u64, ExecRequest)>,
     exec_error: Option<String>,
 }
 
 impl Host for FakeHost {
-    fn signal(&mut self, id: ServiceId, sig: Signal) -> Result<(), String> {
+    fn signal(&mut self, id: ServiceId, sig: SignalNumber) -> Result<(), String> {
         self.signals.push((id, sig));
         self.signal_error.clone().map_or(Ok(()), Err)
     }
@@ -300,7 +300,7 @@ fn stop_start_and_restart_become_transitions() {
                 web,
                 vec![
                     Action::Say("stopping web with SIGTERM".into()),
-                    Action::Signal(Signal::SIGTERM),
+                    Action::Signal(SignalNumber::TERM),
                     Action::Changed {
                         state: ServiceState::Stopping,
                         detail: "SIGTERM".into()
@@ -375,7 +375,14 @@ fn kill_checks_the_signal_and_the_process_then_asks_the_host() {
     assert_eq!(w.ask(kill("crashy", 10)), [error("crashy is not running")]);
     assert!(w.host.signals.is_empty());
     assert_eq!(w.ask(kill("web", 10)), [end("sent SIGUSR1 to web")]);
-    assert_eq!(w.host.signals, [(w.id("web"), Signal::SIGUSR1)]);
+    assert_eq!(w.ask(kill("web", 65)), [error("65 is not a signal")]);
+    // Real-time signals too.
+    assert_eq!(w.ask(kill("web", 36)), [end("sent SIGRTMIN+2 to web")]);
+    let sig = |n| SignalNumber::new(n).unwrap();
+    assert_eq!(
+        w.host.signals,
+        [(w.id("web"), sig(10)), (w.id("web"), sig(36))]
+    );
     w.host.signal_error = Some("sending SIGUSR1 to container web: ESRCH".into());
     assert_eq!(
         w.ask(kill("web", 10)),

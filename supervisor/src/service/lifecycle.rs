@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use contract::control::{ExitStatus, ServiceState};
 use contract::ReadinessCheck;
-use nix::sys::signal::Signal;
 use nix::unistd::Pid;
+use runtime::SignalNumber;
 
 use super::{decide, Decision, Service};
 
@@ -30,7 +30,7 @@ pub enum Action {
     /// [`Service::spawned`] or [`Service::spawn_failed`].
     Spawn,
     /// Send this signal to the main process.
-    Signal(Signal),
+    Signal(SignalNumber),
     /// SIGKILL to every process of the service's cgroup (to the main
     /// process if the cgroup cannot be killed).
     Kill,
@@ -228,7 +228,7 @@ impl Service {
         if self.pid.is_none() {
             return Vec::new();
         }
-        let sig = Signal::try_from(self.runtime.stop_signal).unwrap_or(Signal::SIGTERM);
+        let sig = SignalNumber::new(self.runtime.stop_signal).unwrap_or(SignalNumber::TERM);
         let mut out = vec![
             Action::Say(format!("stopping {} with {sig}", self.name)),
             Action::Signal(sig),

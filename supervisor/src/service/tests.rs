@@ -4,7 +4,7 @@
 
 use super::*;
 use contract::Readiness;
-use nix::sys::signal::Signal;
+use runtime::SignalNumber;
 
 fn svc(policy: RestartPolicy) -> Service {
     let rt = RuntimeJson {
@@ -234,7 +234,7 @@ fn a_readiness_timeout_stops_and_fails_the_service() {
         [
             say("service s not ready within 1000ms; stopping it"),
             say("stopping s with SIGTERM"),
-            Action::Signal(Signal::SIGTERM),
+            Action::Signal(SignalNumber::TERM),
             changed(ServiceState::Stopping, "SIGTERM"),
             changed(ServiceState::Failed, "not ready within 1000ms (tcp:80)"),
             Action::Announce,
@@ -355,7 +355,7 @@ fn a_stop_signals_waits_the_grace_period_then_kills() {
         s.request_stop(&clock.at(100)),
         [
             say("stopping s with SIGINT"),
-            Action::Signal(Signal::SIGINT),
+            Action::Signal(SignalNumber::new(2).unwrap()),
             changed(ServiceState::Stopping, "SIGINT"),
         ]
     );
@@ -383,12 +383,34 @@ fn a_stop_signals_waits_the_grace_period_then_kills() {
 }
 
 #[test]
+fn the_stop_signal_may_be_a_real_time_one_and_a_bad_one_is_sigterm() {
+    let clock = Clock::new();
+    let mut s = svc(RestartPolicy::Always);
+    s.runtime.stop_signal = 37;
+    let mut s = running(s, &clock);
+    assert_eq!(
+        s.stop(&clock.at(0)),
+        [
+            say("stopping s with SIGRTMIN+3"),
+            Action::Signal(SignalNumber::new(37).unwrap()),
+            changed(ServiceState::Stopping, "SIGRTMIN+3"),
+        ]
+    );
+    let mut s = svc(RestartPolicy::Always);
+    s.runtime.stop_signal = 99;
+    let mut s = running(s, &clock);
+    assert!(s
+        .stop(&clock.at(0))
+        .contains(&Action::Signal(SignalNumber::TERM)));
+}
+
+#[test]
 fn a_stop_at_shutdown_kills_by_the_deadline() {
     let clock = Clock::new();
     let mut s = running(svc(RestartPolicy::Always), &clock);
     let deadline = clock.at(2000).now;
     let out = s.stop_by(deadline, &clock.at(0));
-    assert!(out.contains(&Action::Signal(Signal::SIGTERM)));
+    assert!(out.contains(&Action::Signal(SignalNumber::TERM)));
     assert_eq!(
         s.timers()[2],
         Some(deadline),
