@@ -6,7 +6,6 @@
 //! out once and never reused, so a token taken before `poll(2)` still names
 //! the same source after others were removed while handling its neighbours.
 
-use std::collections::BTreeMap;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -30,18 +29,20 @@ const DEVICE_RESCAN: Duration = Duration::from_millis(500);
 pub struct Token(u64);
 
 /// Sources of one kind, each under its own [`Token`], iterated in the
-/// order they were added.
+/// order they were added. A few dozen at most, so a vector kept in token
+/// order (tokens only grow) and searched by halves; it is also much less
+/// code in PID 1's binary than a map per kind.
 #[derive(Debug)]
 pub struct Registry<T> {
     next: u64,
-    items: BTreeMap<Token, T>,
+    items: Vec<(Token, T)>,
 }
 
 impl<T> Default for Registry<T> {
     fn default() -> Self {
         Registry {
             next: 1,
-            items: BTreeMap::new(),
+            items: Vec::new(),
         }
     }
 }
@@ -50,20 +51,28 @@ impl<T> Registry<T> {
     pub fn insert(&mut self, item: T) -> Token {
         let token = Token(self.next);
         self.next += 1;
-        self.items.insert(token, item);
+        self.items.push((token, item));
         token
     }
 
+    fn position(&self, token: Token) -> Option<usize> {
+        self.items.binary_search_by_key(&token, |(t, _)| *t).ok()
+    }
+
     pub fn remove(&mut self, token: Token) -> Option<T> {
-        self.items.remove(&token)
+        self.position(token).map(|i| self.items.remove(i).1)
     }
 
     pub fn get(&self, token: Token) -> Option<&T> {
-        self.items.get(&token)
+        self.position(token)
+            .and_then(|i| self.items.get(i))
+            .map(|(_, item)| item)
     }
 
     pub fn get_mut(&mut self, token: Token) -> Option<&mut T> {
-        self.items.get_mut(&token)
+        self.position(token)
+            .and_then(|i| self.items.get_mut(i))
+            .map(|(_, item)| item)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (Token, &T)> {
@@ -75,11 +84,11 @@ impl<T> Registry<T> {
     }
 
     pub fn tokens(&self) -> Vec<Token> {
-        self.items.keys().copied().collect()
+        self.items.iter().map(|(t, _)| *t).collect()
     }
 
     pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
-        self.items.retain(|_, item| keep(item));
+        self.items.retain(|(_, item)| keep(item));
     }
 
     pub fn is_empty(&self) -> bool {
