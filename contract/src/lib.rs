@@ -27,6 +27,9 @@ pub const READY_MARKER: &str = "hull: all services started";
 pub const SHUTDOWN_MARKER: &str = "hull: shutdown complete";
 /// Kernel command-line switch that turns off the `NAME | line` console copy of container output.
 pub const CMDLINE_QUIET_CONTAINERS: &str = "hull.console=off";
+/// Where `hull-init` is in the guest's root (and so in a container's mount
+/// namespace until it pivots into its rootfs, when hooks run).
+pub const INIT_PATH: &str = "/sbin/hull-init";
 
 /// `/etc/hull/image.json`: the resolved image, in the order the guest runs it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

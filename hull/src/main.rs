@@ -1,19 +1,15 @@
 //! `hull`: builds minimal, immutable, container-native Linux appliances from
 //! YAML and boots them. Thin: each verb lives in `cmd/`, the work in the
-//! library crates (packages in `hull-pkg`, references in `hull-resolve`, the
-//! image store in `hull-store`, ...) and in the YAML modules beside it.
+//! library crates (the description in `hull-config`, bundles and the root
+//! in `hull-bundle`, packages in `hull-pkg`, references in `hull-resolve`,
+//! the image store in `hull-store`, ...).
 //!
 //! Failures are printed in one place, [`main`], through `report::fail`: one
 //! line, exit code 2 when anything in the error's chain is a
 //! `report::BadInput`, else 1. Mistakes in YAML files are the exception:
 //! every one of them, one `FILE:LINE:COL: message` per line, exit code 2.
 
-mod check;
 mod cmd;
-mod config;
-mod image_map;
-mod ocispec;
-mod yaml_load;
 
 use std::io::IsTerminal;
 

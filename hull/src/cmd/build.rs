@@ -1,20 +1,21 @@
-//! `hull build`: YAML files in, bootable artifacts out.
+//! `hull build`: YAML files in, bootable artifacts out. The description is
+//! read and checked by `hull-config`, the images resolved here (cached,
+//! pulled or built from `@pkg:` packages), the root assembled by
+//! `hull-bundle`, and the outputs written all at once at the end.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use contract::{Arch, ContainerRef, ImageJson};
-use fstree::{Entry, Kind, Tree};
+use bundle::{kernel, Container, Image, ImageConfig, KernelError, KernelFiles, Root, RootError};
+use config::{Config, Pos};
+use serde_json::Value;
+
+use super::MapArgs;
+use contract::Arch;
 use pkgbuild::Package;
 use report::BadInput;
-use serde_json::Value;
 use store::Cache;
-
-use crate::check;
-use crate::cmd::validate::{self, MapArgs};
-use crate::config::{self, Config, ImageEntry, Located, Pos};
-use crate::ocispec;
 
 #[derive(clap::Args)]
 pub struct BuildArgs {
@@ -44,37 +45,19 @@ pub struct BuildArgs {
 
 const FORMATS: &[&str] = &["kernel+initrd", "tar"];
 
-/// Where a container of the image sits in the guest.
-fn bundle_path(section: &str, index: usize, name: &str) -> String {
-    match section {
-        "services" => format!("/containers/services/{name}"),
-        _ => format!("/containers/{section}/{index:03}-{name}"),
-    }
-}
-
-/// A resolved image: the files of its root and its OCI config.
-struct Resolved {
-    rootfs: Tree,
-    config: Value,
-}
-
 struct Resolver<'a> {
     cache: &'a Cache,
     images: &'a resolve::Resolver,
     arch: Arch,
     force: bool,
-    done: BTreeMap<String, (Tree, Value)>,
+    done: BTreeMap<String, Image>,
 }
 
 impl Resolver<'_> {
     /// Resolves an image reference written at `pos`.
-    fn resolve(&mut self, pos: &Pos, reference: &str) -> anyhow::Result<Resolved> {
-        let key = reference.to_string();
-        if let Some((t, c)) = self.done.get(&key) {
-            return Ok(Resolved {
-                rootfs: t.clone(),
-                config: c.clone(),
-            });
+    fn resolve(&mut self, pos: &Pos, reference: &str) -> anyhow::Result<Image> {
+        if let Some(image) = self.done.get(reference) {
+            return Ok(image.clone());
         }
         let name = if let Some(path) = reference.strip_prefix("@pkg:") {
             let dir = package_dir(pos, path)?;
@@ -97,12 +80,12 @@ impl Resolver<'_> {
                 img.skipped[0].display()
             );
         }
-        let config = img.config.get("config").cloned().unwrap_or(Value::Null);
-        self.done.insert(key, (img.rootfs.clone(), config.clone()));
-        Ok(Resolved {
+        let image = Image {
+            config: ImageConfig::from_oci(img.config.get("config").unwrap_or(&Value::Null)),
             rootfs: img.rootfs,
-            config,
-        })
+        };
+        self.done.insert(reference.to_string(), image.clone());
+        Ok(image)
     }
 }
 
@@ -118,7 +101,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         }
     }
     // Every check that needs no image first, with all its errors at once.
-    let cfg = validate::prepare(&args.files, &args.map)?;
+    let cfg = super::load_and_check(&args.files, &args.map)?;
     let first = args.files[0].clone();
     if let Some(v) = cfg.volumes.first() {
         return Err(BadInput::new(
@@ -152,147 +135,57 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         ))
     })?;
     let kernel_pos = kernel_image.pos();
+    let kernel_err = |e: KernelError| -> anyhow::Error {
+        if e.is_bad_input() {
+            BadInput::new(kernel_pos.error(e.to_string()).to_string()).into()
+        } else {
+            e.into()
+        }
+    };
     let kernel_img = resolver.resolve(&kernel_pos, &kernel_image.value)?;
-    // File names in the kernel image, as LinuxKit's `binary`, `tar` and `ucode` give them.
-    let in_image = |name: &str| match kernel_img.rootfs.get(name.trim_start_matches('/')) {
-        Some(Entry {
-            kind: Kind::File(d),
-            ..
-        }) => Some(d.clone()),
-        _ => None,
-    };
-    let binary = kernel_section.binary.as_deref().unwrap_or("kernel");
-    let Some(kernel) = in_image(binary) else {
-        let msg =
-            format!("this image has no /{binary} file; it is not a kernel image (or set `binary`)");
-        return Err(BadInput::new(kernel_pos.error(msg).to_string()).into());
-    };
-    let ucode = match kernel_section.ucode.as_deref() {
-        None | Some("") => None,
-        Some(u) => match in_image(u) {
-            Some(d) => Some(d),
-            None => {
-                let msg = format!("the kernel image has no /{u} (`ucode`)");
-                return Err(BadInput::new(kernel_pos.error(msg).to_string()).into());
-            }
-        },
-    };
+    let kernel_files =
+        KernelFiles::pick(&kernel_section, &kernel_img.rootfs).map_err(kernel_err)?;
 
-    let mut root = Tree::new();
-    // init images: merged into the root in order.
+    let mut root = Root::new(&name);
     for init in &cfg.init {
         let img = resolver.resolve(&init.pos(), &init.value)?;
-        root.merge(&img.rootfs, "/")?;
+        root.add_init(&img.rootfs)?;
     }
-    if !root.contains("sbin/hull-init") {
-        return Err(BadInput::new(format!(
-            "{}: no init image provides /sbin/hull-init; add \"@pkg:PATH/pkg/init\" to `init`",
-            first.display()
-        ))
-        .into());
-    }
-    root.insert("init", Entry::symlink("sbin/hull-init"))?;
-    for d in ["proc", "sys", "dev", "run", "tmp", "var", "etc/hull"] {
-        root.mkdir_all(d, 0o755)?;
-    }
-    root.insert("tmp", Entry::dir(0o1777))?;
-    if !root.contains("etc/resolv.conf") {
-        root.insert(
-            "etc/resolv.conf",
-            Entry::symlink("/run/resolvconf/resolv.conf"),
-        )?;
-    }
+    root.add_skeleton().map_err(|e| match e {
+        RootError::NoInit => BadInput::new(format!("{}: {e}", first.display())).into(),
+        e => anyhow::Error::from(e),
+    })?;
+    let modules = kernel::modules(&kernel_section, &kernel_img.rootfs).map_err(kernel_err)?;
+    root.add_modules(&modules)?;
 
-    // Kernel modules: the VM default set plus what the YAML names.
-    let mut modules_tree = Tree::new();
-    // LinuxKit's `tar`: the modules tarball (optional unless named; `none` for none).
-    let modules_tar = match kernel_section.tar.as_deref() {
-        Some("none") | Some("") => None,
-        None => in_image("kernel.tar"),
-        Some(t) => match in_image(t) {
-            Some(d) => Some(d),
-            None => {
-                let msg = format!("the kernel image has no /{t} (`tar`)");
-                return Err(BadInput::new(kernel_pos.error(msg).to_string()).into());
-            }
-        },
-    };
-    let extra_modules = kernel_section.modules.clone().unwrap_or_default();
-    if let Some(tar) = &modules_tar {
-        modules_tree
-            .apply_tar(tar.as_slice())
-            .context("reading kernel.tar")?;
-    }
-    if !modules_tree.is_empty() {
-        let mut wanted: Vec<String> = initrd::modules::default_vm_modules()
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        wanted.extend(extra_modules.iter().cloned());
-        let sel = initrd::modules::select_with(&modules_tree, &wanted, true)
-            .context("choosing kernel modules")?;
-        for m in &extra_modules {
-            if sel
-                .resolution
-                .skipped
-                .iter()
-                .any(|s| initrd::modules::normalize_name(s) == initrd::modules::normalize_name(m))
-            {
-                return Err(BadInput::new(
-                    kernel_pos
-                        .error(format!(
-                            "kernel module {m:?} is neither a module nor built into this kernel"
-                        ))
-                        .to_string(),
-                )
-                .into());
-            }
-        }
-        root.merge(&sel.tree, "/")?;
-    }
-
-    // Containers.
-    let mut image_json = ImageJson {
-        name: name.clone(),
-        ..Default::default()
-    };
     let ids = cfg.id_map();
     for (section, list) in cfg.sections() {
         for (i, entry) in list.iter().enumerate() {
-            let name = entry.value.name();
-            let image = entry.value.image.clone().unwrap_or_default();
-            let resolved = resolver.resolve(&entry.pos_of(&["image"]), &image)?;
-            let bundle = bundle_path(section, i, name);
-            add_container(
-                &mut root,
-                &cfg.files,
-                section,
-                &bundle,
-                &entry.value,
-                resolved,
-                &ids,
-            )
-            .map_err(|e| BadInput::new(format!("{}: {e}", entry.pos())))?;
-            let r = ContainerRef {
-                name: name.to_string(),
-                bundle,
-            };
-            match section {
-                "onboot" => image_json.onboot.push(r),
-                "onshutdown" => image_json.onshutdown.push(r),
-                _ => image_json.services.push(r),
-            }
+            let reference = entry.value.image.clone().unwrap_or_default();
+            let image = resolver.resolve(&entry.pos_of(&["image"]), &reference)?;
+            let at = |e: &dyn std::fmt::Display| BadInput::new(format!("{}: {e}", entry.pos()));
+            let container = Container::new(section, i, &entry.value, &image.config, &ids)
+                .map_err(|e| at(&e))?;
+            root.add_container(&container, image.rootfs, &cfg.files)
+                .map_err(|e| at(&e))?;
         }
     }
-    root.insert(
-        "etc/hull/image.json",
-        Entry::file(serde_json::to_vec_pretty(&image_json)?, 0o644),
-    )?;
-    let image_json_bytes = serde_json::to_vec_pretty(&image_json)?;
-    add_files(&mut root, &cfg.files, &ids, &image_json_bytes)?;
+    let root = root.finish(&cfg.files, &ids).map_err(|e| match e {
+        RootError::File(e) => BadInput::new(e.to_string()).into(),
+        e => anyhow::Error::from(e),
+    })?;
+    write_outputs(&args, &name, &root, &kernel_section, &kernel_files)
+}
 
-    // Outputs: everything is written to temp files first and renamed at the
-    // end, so a failed build leaves no partial output behind.
+/// Writes every output: to temp files first, renamed at the end, so a
+/// failed build leaves no partial output behind.
+fn write_outputs(
+    args: &BuildArgs,
+    name: &str,
+    root: &fstree::Tree,
+    kernel_section: &config::Kernel,
+    kernel: &KernelFiles,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let mtime = crate::source_date_epoch();
@@ -303,10 +196,16 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
                 let cmdline = kernel_section.cmdline.clone().unwrap_or_default();
                 // A microcode cpio goes first, uncompressed: the kernel reads it
                 // before it unpacks the (compressed) rest.
-                let initrd =
-                    initrd::write_cpio(&root, mtime as u32, ucode.clone().unwrap_or_default())
-                        .context("writing the initrd")?;
-                outputs.push((args.dir.join(format!("{name}-kernel")), kernel.clone()));
+                let initrd = initrd::write_cpio(
+                    root,
+                    mtime as u32,
+                    kernel.ucode.clone().unwrap_or_default(),
+                )
+                .context("writing the initrd")?;
+                outputs.push((
+                    args.dir.join(format!("{name}-kernel")),
+                    kernel.kernel.clone(),
+                ));
                 outputs.push((args.dir.join(format!("{name}-initrd.img")), initrd));
                 outputs.push((
                     args.dir.join(format!("{name}-cmdline")),
@@ -396,225 +295,4 @@ fn cached_name(
             anyhow::anyhow!(line)
         }
     })
-}
-
-fn add_container(
-    root: &mut Tree,
-    files: &[Located<config::FileEntry>],
-    section: &str,
-    bundle: &str,
-    entry: &ImageEntry,
-    resolved: Resolved,
-    ids: &BTreeMap<String, u32>,
-) -> anyhow::Result<()> {
-    let name = entry.name();
-    let label = resolved.config["Labels"]["org.mobyproject.config"]
-        .as_str()
-        .map(String::from);
-    let merged = ocispec::merge_label(name, label.as_deref(), entry)?;
-    let spec = ocispec::runtime_spec(name, section, &merged, &resolved.config, ids)?;
-    let runtime = ocispec::runtime_json(&merged, bundle);
-    let mut rootfs = resolved.rootfs;
-    // The rootfs is read-only in the guest: every mount point must exist now,
-    // and a file bound in needs a file to land on (runc would make one).
-    let mut dests = ocispec::mount_destinations(&spec);
-    dests.extend(
-        ocispec::runtime_rootfs_dirs(&merged)
-            .into_iter()
-            .map(|d| (d, None)),
-    );
-    for (dest, bind_source) in dests {
-        if rootfs.contains(&dest) {
-            continue;
-        }
-        let is_file = bind_source.is_some_and(|s| guest_path_is_file(root, files, &s));
-        match Path::new(dest.trim_end_matches('/')).parent() {
-            Some(parent) if is_file => {
-                let parent = parent.to_string_lossy();
-                if !parent.trim_matches('/').is_empty() && !rootfs.contains(parent.as_ref()) {
-                    rootfs.mkdir_all(parent.as_ref(), 0o755)?;
-                }
-                rootfs.insert(dest.trim_matches('/'), Entry::file(Vec::new(), 0o644))?;
-            }
-            _ => rootfs.mkdir_all(&dest, 0o755)?,
-        }
-    }
-    let b = bundle.trim_start_matches('/');
-    root.merge(&rootfs, format!("{b}/rootfs"))?;
-    root.mkdir_all(format!("{b}/rootfs"), 0o755)?;
-    root.insert(
-        format!("{b}/config.json"),
-        Entry::file(serde_json::to_vec_pretty(&spec)?, 0o644),
-    )?;
-    root.insert(
-        format!("{b}/runtime.json"),
-        Entry::file(serde_json::to_vec_pretty(&runtime)?, 0o644),
-    )?;
-    Ok(())
-}
-
-/// Whether `path` in the guest's root is a file, as far as the build knows:
-/// the root assembled so far (init images) and the `files` section tell; a
-/// symlink is followed inside the tree, and one leading out of it (such as
-/// /etc/resolv.conf into /run) is taken for a file; a path made only at run
-/// time (under /run, /var, ...) for a directory.
-fn guest_path_is_file(root: &Tree, files: &[Located<config::FileEntry>], path: &str) -> bool {
-    let mut p = PathBuf::from(path.trim_matches('/'));
-    for hop in 0..16 {
-        let key = p.to_string_lossy().to_string();
-        if let Some(f) = files
-            .iter()
-            .rev()
-            .find(|f| f.value.path.as_deref().map(|x| x.trim_matches('/')) == Some(key.as_str()))
-        {
-            return !f.value.directory;
-        }
-        match root.get(&key).map(|e| &e.kind) {
-            Some(Kind::File(_)) | Some(Kind::Hardlink(_)) => return true,
-            Some(Kind::Dir) => return false,
-            Some(Kind::Symlink(t)) => {
-                p = if t.is_absolute() {
-                    t.strip_prefix("/").unwrap_or(t).to_path_buf()
-                } else {
-                    p.parent().unwrap_or(Path::new("")).join(t)
-                };
-            }
-            None => return hop > 0 || is_device_path(&p),
-        }
-    }
-    false
-}
-
-/// Whether a path the build cannot see names a device node: devtmpfs is
-/// filled at boot, so anything under /dev except its usual subdirectories
-/// (`/dev/kmsg`, `/dev/net/tun`, `/dev/fuse`, ...) is taken for a file.
-fn is_device_path(path: &Path) -> bool {
-    const DEV_DIRS: &[&str] = &[
-        "pts",
-        "shm",
-        "mqueue",
-        "input",
-        "disk",
-        "by-id",
-        "by-uuid",
-        "by-label",
-        "by-path",
-        "by-partuuid",
-        "mapper",
-        "net",
-        "hugepages",
-        "block",
-        "char",
-        "bus",
-        "usb",
-        "cpu",
-        "dri",
-        "snd",
-        "vfio",
-        "virtio-ports",
-        "fd",
-        "hull-notify",
-    ];
-    let path = path.strip_prefix("/").unwrap_or(path);
-    path.starts_with("dev")
-        && path != Path::new("dev")
-        && path
-            .file_name()
-            .is_some_and(|n| !DEV_DIRS.contains(&n.to_string_lossy().as_ref()))
-}
-
-/// The `files` section. Values were checked by `check`; what is left to
-/// fail here is reading a `source`.
-fn add_files(
-    root: &mut Tree,
-    files: &[Located<config::FileEntry>],
-    ids: &BTreeMap<String, u32>,
-    metadata: &[u8],
-) -> anyhow::Result<()> {
-    for f in files {
-        let v = &f.value;
-        let bad = |m: String| BadInput::new(f.error(&["path"], m).to_string());
-        // LinuxKit's defaults: 0600, a directory 0700 (metadata included).
-        let mode = match v.mode.as_deref().and_then(check::parse_mode) {
-            Some(m) => m,
-            None if v.directory => 0o700,
-            None => 0o600,
-        };
-        let path = v.path.clone().unwrap_or_default();
-        let path = path.trim_start_matches('/');
-        let entry = if v.directory {
-            Entry::dir(mode)
-        } else if let Some(t) = &v.symlink {
-            Entry::symlink(t)
-        } else if let Some(c) = &v.contents {
-            Entry::file(c.as_bytes().to_vec(), mode)
-        } else if v.metadata.is_some() {
-            // LinuxKit writes the resolved YAML here; hull's resolved
-            // description is image.json (JSON is valid YAML).
-            Entry::file(metadata.to_vec(), mode)
-        } else if let Some(src) = &v.source {
-            let p = match src.strip_prefix("~/") {
-                Some(rest) => std::env::var_os("HOME")
-                    .map(PathBuf::from)
-                    .unwrap_or_default()
-                    .join(rest),
-                None => f.file.parent().unwrap_or(Path::new(".")).join(src),
-            };
-            match std::fs::read(&p) {
-                Ok(d) => Entry::file(d, mode),
-                Err(_) if v.optional => continue,
-                Err(e) => return Err(bad(format!("source {}: {e}", p.display())).into()),
-            }
-        } else {
-            return Err(bad(
-                "a file needs one of contents, source, symlink, metadata or directory".into(),
-            )
-            .into());
-        };
-        let id = |v: &Option<config::IdValue>| {
-            v.as_ref()
-                .and_then(|v| check::resolve_id(v, ids).ok())
-                .unwrap_or(0)
-        };
-        let entry = Entry {
-            uid: id(&v.uid),
-            gid: id(&v.gid),
-            ..entry
-        };
-        if path.is_empty() {
-            return Err(bad("a file cannot replace the root directory".into()).into());
-        }
-        if let Some(parent) = Path::new(path)
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-        {
-            if !root.contains(parent.to_string_lossy().as_ref()) {
-                root.mkdir_all(parent.to_string_lossy().as_ref(), 0o755)?;
-            }
-        }
-        root.insert(path, entry)?;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod device_path_tests {
-    use super::*;
-
-    #[test]
-    fn device_nodes_are_files_and_dev_subdirectories_are_not() {
-        let root = Tree::new();
-        for dev in ["/dev/kmsg", "/dev/net/tun", "/dev/fuse", "/dev/console"] {
-            assert!(guest_path_is_file(&root, &[], dev), "{dev}");
-        }
-        for dir in [
-            "/dev",
-            "/dev/net",
-            "/dev/pts",
-            "/dev/disk/by-id",
-            "/var/run",
-        ] {
-            assert!(!guest_path_is_file(&root, &[], dir), "{dir}");
-        }
-    }
 }

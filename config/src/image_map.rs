@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{ConfigError, ConfigErrors, Pos};
+use crate::position::{ConfigError, ConfigErrors, Pos};
 
 #[derive(Debug, Default, Clone)]
 pub struct ImageMap {
