@@ -1,13 +1,22 @@
 //! A container's OCI runtime spec (`config.json`), typed
-//! (`oci_spec::runtime::Spec`), with LinuxKit's defaults.
+//! (`oci_spec::runtime::Spec`), with LinuxKit's defaults, and everything
+//! the guest needs decided here rather than at each start:
+//!
+//! - a bind of the guest's `/dev` at the container's `/dev` becomes
+//!   LinuxKit's default `/dev` tmpfs plus a first `createContainer` hook
+//!   that mounts the bind over it ([`dev_bind_hook`] says why);
+//! - a service with `readiness: notify` gets `NOTIFY_SOCKET` and a bind of
+//!   its notify folder, whose socket the supervisor makes before each start.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use config::values::{capability_name, Capability, Device, Namespace};
+use contract::control::{notify_dir, NOTIFY_SOCKET_IN_CONTAINER};
+use contract::{ReadinessCheck, DEV_BIND_HOOK, INIT_PATH};
 use oci_spec::runtime::{
-    LinuxCapabilities, LinuxDevice, LinuxDeviceCgroup, LinuxIdMappingBuilder, LinuxNamespace,
-    LinuxNamespaceType, LinuxResources, Mount, PosixRlimit, PosixRlimitBuilder, Process, Root,
-    Spec, User,
+    Hook, Hooks, LinuxCapabilities, LinuxDevice, LinuxDeviceCgroup, LinuxIdMappingBuilder,
+    LinuxNamespace, LinuxNamespaceType, LinuxResources, Mount, PosixRlimit, PosixRlimitBuilder,
+    Process, Root, Spec, User,
 };
 use serde::Serialize;
 
@@ -127,10 +136,42 @@ impl Container {
         mounts.into_values().collect()
     }
 
+    fn notify(&self) -> bool {
+        matches!(self.entry.readiness, Some(ReadinessCheck::Notify))
+    }
+
     /// The typed OCI runtime spec.
     pub fn spec(&self) -> Spec {
         let e = &self.entry;
-        let mounts = self.mounts();
+        let mut mounts = self.mounts();
+        let mut hooks = None;
+        let rootfs_dev = format!("{}/rootfs/dev", self.bundle.trim_end_matches('/'));
+        if let Some(m) = mounts
+            .iter_mut()
+            .find(|m| m.destination == "/dev" && m.is_bind())
+        {
+            let hook = dev_bind_hook(&m.source, &rootfs_dev, &m.options);
+            *m = SpecMount::new("/dev", "tmpfs", "tmpfs", &DEV_TMPFS);
+            let mut h = Hooks::default();
+            h.set_create_container(Some(vec![hook]));
+            hooks = Some(h);
+        }
+        let mut env = self.env.clone();
+        if self.notify() {
+            let var = format!("NOTIFY_SOCKET={NOTIFY_SOCKET_IN_CONTAINER}");
+            env.retain(|x| x.split('=').next() != Some("NOTIFY_SOCKET"));
+            env.push(var);
+            let inside = std::path::Path::new(NOTIFY_SOCKET_IN_CONTAINER)
+                .parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            mounts.push(SpecMount::new(
+                &inside,
+                "bind",
+                &notify_dir(&self.name),
+                &["rw", "rbind"],
+            ));
+        }
 
         let mut root = Root::default();
         root.set_path("rootfs".into());
@@ -138,12 +179,12 @@ impl Container {
 
         let mut spec = Spec::default();
         spec.set_version("1.0.2".into());
-        spec.set_process(Some(self.process(self.env.clone())));
+        spec.set_process(Some(self.process(env)));
         spec.set_root(Some(root));
         spec.set_mounts(Some(mounts.iter().map(SpecMount::oci).collect()));
         spec.set_hostname(e.hostname.clone().filter(|h| !h.is_empty()));
         spec.set_domainname(None);
-        spec.set_hooks(None);
+        spec.set_hooks(hooks);
         spec.set_annotations(
             e.annotations
                 .as_ref()
@@ -402,4 +443,36 @@ fn device(d: &Device) -> (Option<LinuxDevice>, LinuxDeviceCgroup) {
             (Some(node), rule)
         }
     }
+}
+
+/// The hook that puts a bind of `source` (the guest's `/dev`) at the
+/// container's `/dev`.
+///
+/// Such a bind (LinuxKit's getty and format use `binds: [/dev:/dev]`)
+/// cannot be handed to libcontainer 0.7 as is: after the spec's mounts it
+/// always creates the default device nodes (`mknod /dev/null`, ...) and the
+/// `/dev/fd`, `/dev/stdin`, ..., `/dev/kcore` and `/dev/ptmx` symlinks in
+/// the container's `/dev`, which fails with EEXIST on the guest's devtmpfs
+/// ("failed to prepare rootfs") and would otherwise change the guest's own
+/// `/dev`. runc skips that work when `/dev` is a bind; libcontainer has no
+/// such switch. So the spec keeps LinuxKit's default `/dev` tmpfs, where
+/// libcontainer does its work, and this `createContainer` hook (run by
+/// libcontainer right after preparing the rootfs, in the container's mount
+/// namespace, before pivot_root) mounts the guest's `/dev` over it:
+/// `hull-init` answers to [`DEV_BIND_HOOK`], and the container's mount
+/// namespace is a copy of the guest's until pivot_root, so [`INIT_PATH`]
+/// resolves there. It comes first, so that later hooks see the real /dev.
+pub fn dev_bind_hook(source: &str, rootfs_dev: &str, options: &[String]) -> Hook {
+    let mut args = vec![
+        DEV_BIND_HOOK.to_string(),
+        source.to_string(),
+        rootfs_dev.to_string(),
+    ];
+    args.extend(options.iter().cloned());
+    let mut h = Hook::default();
+    h.set_path(INIT_PATH.into());
+    h.set_args(Some(args));
+    h.set_env(None);
+    h.set_timeout(None);
+    h
 }

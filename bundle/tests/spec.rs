@@ -285,6 +285,88 @@ fn image_config_gives_command_env_and_cwd() {
 }
 
 #[test]
+fn a_dev_bind_becomes_a_tmpfs_and_a_hook() {
+    let c = spec("command: [x]\nbinds: [/dev:/dev]\n");
+    let mounts = c["mounts"].as_array().unwrap();
+    assert_eq!(mounts[0]["destination"], "/dev");
+    assert_eq!(mounts[0]["type"], "tmpfs");
+    assert_eq!(mounts[1]["type"], "devpts");
+    let hooks = c["hooks"]["createContainer"].as_array().unwrap();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0]["path"], "/sbin/hull-init");
+    assert_eq!(
+        hooks[0]["args"],
+        json!([
+            "hull-dev-bind",
+            "/dev",
+            "/containers/services/s/rootfs/dev",
+            "rw",
+            "rbind",
+            "rshared"
+        ])
+    );
+    // Read-only options are the bind's; the tmpfs under it is the default.
+    let c = spec("command: [x]\nreadonly: true\nmounts: [{type: none, source: /dev, destination: /dev, options: [rbind, ro]}]\n");
+    assert_eq!(
+        mount(&c, "/dev")["options"],
+        json!(["nosuid", "strictatime", "mode=755", "size=65536k"])
+    );
+    assert_eq!(
+        c["hooks"]["createContainer"][0]["args"],
+        json!([
+            "hull-dev-bind",
+            "/dev",
+            "/containers/services/s/rootfs/dev",
+            "rbind",
+            "ro"
+        ])
+    );
+}
+
+#[test]
+fn other_dev_mounts_are_left_alone() {
+    for yaml in [
+        "command: [x]\nmounts: [{type: tmpfs, destination: /dev, options: [nosuid]}]\n",
+        "command: [x]\nbinds: ['/dev:/hostdev']\n",
+    ] {
+        let c = spec(yaml);
+        assert!(c.get("hooks").is_none(), "{yaml}");
+        assert!(c["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["destination"] != "/dev" || m["type"] == "tmpfs"));
+    }
+}
+
+#[test]
+fn notify_readiness_gets_its_socket_at_build_time() {
+    let c = spec("command: [x]\nenv: [A=1, NOTIFY_SOCKET=/elsewhere]\nreadiness: notify\n");
+    assert_eq!(
+        c["process"]["env"],
+        json!([
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "A=1",
+            "NOTIFY_SOCKET=/dev/hull-notify/notify.sock"
+        ])
+    );
+    assert_eq!(
+        c["mounts"].as_array().unwrap().last().unwrap(),
+        &json!({"destination": "/dev/hull-notify", "type": "bind",
+                "source": "/run/hull/notify/s", "options": ["rw", "rbind"]})
+    );
+    // The mount point lives in the /dev tmpfs: nothing to make in the rootfs.
+    let points = container("command: [x]\nreadiness: notify\n", &ImageConfig::default())
+        .unwrap()
+        .mount_points();
+    assert!(points.iter().all(|(d, _)| d != "/dev/hull-notify"));
+    for other in ["readiness: {tcp: 80}", "readiness: {file: /run/r}", ""] {
+        let c = spec(&format!("command: [x]\n{other}\n"));
+        assert!(!c.to_string().contains("NOTIFY_SOCKET"), "{other}");
+    }
+}
+
+#[test]
 fn config_json_bytes_are_pinned() {
     // Key order, indentation and defaults of config.json as written since
     // before the typed spec: a change here changes every image's bytes.

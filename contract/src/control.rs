@@ -26,6 +26,12 @@ pub const HOST_CONTROL_SOCKET: &str = "control.sock";
 /// Where a service with `readiness: notify` finds its notify socket
 /// (`$NOTIFY_SOCKET`), inside its own mount namespace.
 pub const NOTIFY_SOCKET_IN_CONTAINER: &str = "/dev/hull-notify/notify.sock";
+/// The guest folder of a service's notify socket: the supervisor makes the
+/// socket there before each start, the build binds the folder at that of
+/// [`NOTIFY_SOCKET_IN_CONTAINER`].
+pub fn notify_dir(service: &str) -> String {
+    format!("/run/hull/notify/{service}")
+}
 /// The longest request line a server accepts.
 pub const MAX_REQUEST: usize = 64 * 1024;
 

@@ -30,6 +30,10 @@ pub const CMDLINE_QUIET_CONTAINERS: &str = "hull.console=off";
 /// Where `hull-init` is in the guest's root (and so in a container's mount
 /// namespace until it pivots into its rootfs, when hooks run).
 pub const INIT_PATH: &str = "/sbin/hull-init";
+/// The name `hull-init` answers to as the `createContainer` hook the build
+/// writes for a bind of the guest's `/dev` at the container's `/dev`. Its
+/// arguments: SOURCE, the container's `ROOTFS/dev`, the bind's options.
+pub const DEV_BIND_HOOK: &str = "hull-dev-bind";
 
 /// `/etc/hull/image.json`: the resolved image, in the order the guest runs it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -205,13 +205,26 @@ fn tar_holds_what_the_yaml_says() {
         dests.contains(&"/dev") && !dests.contains(&"/data"),
         "{dests:?}"
     );
+    // The bind of the guest's /dev is written as the guest runs it: the
+    // default /dev tmpfs (where libcontainer makes its nodes), then a first
+    // createContainer hook, hull-init as hull-dev-bind, binds /dev over it.
     let dev = c["mounts"]
         .as_array()
         .unwrap()
         .iter()
         .find(|m| m["destination"] == "/dev")
         .unwrap();
-    assert_eq!(dev["type"], "bind");
+    assert_eq!(
+        dev,
+        &json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]})
+    );
+    assert_eq!(
+        c["hooks"]["createContainer"],
+        json!([{"path": "/sbin/hull-init", "args": [
+            "hull-dev-bind", "/dev", "/containers/onboot/000-format/rootfs/dev",
+            "rw", "rbind", "rshared"]}])
+    );
     assert_eq!(
         c["process"]["user"]["uid"], 0,
         "root unless `uid:` says otherwise"
@@ -234,6 +247,19 @@ fn tar_holds_what_the_yaml_says() {
         .iter()
         .any(|m| m["destination"] == "/data" && m["source"] == "/var/app"));
     assert_eq!(c["linux"]["cgroupsPath"], "/hull/services/db");
+    // `readiness: notify`: the socket's folder, which the supervisor fills
+    // before each start, is bound where $NOTIFY_SOCKET points.
+    let env = c["process"]["env"].as_array().unwrap();
+    assert_eq!(
+        env.last().unwrap(),
+        "NOTIFY_SOCKET=/dev/hull-notify/notify.sock"
+    );
+    assert_eq!(
+        c["mounts"].as_array().unwrap().last().unwrap(),
+        &json!({"destination": "/dev/hull-notify", "type": "bind",
+                "source": "/run/hull/notify/db", "options": ["rw", "rbind"]})
+    );
+    assert!(c.get("hooks").is_none(), "no /dev bind, no hook");
     let r = json_at(&files, "containers/services/db/runtime.json");
     assert_eq!(
         r["readiness"],

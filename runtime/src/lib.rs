@@ -199,147 +199,13 @@ pub struct Stdio {
     pub stderr: OwnedFd,
 }
 
-/// What the guest adds to a bundle's `config.json` at start time (the
-/// bundle itself is on the read-only root): environment variables and bind
-/// mounts, e.g. a service's notify socket.
-#[derive(Debug, Clone, Default)]
-pub struct Additions {
-    pub env: Vec<String>,
-    /// (source in the guest, destination in the container): a read-write bind.
-    pub binds: Vec<(String, String)>,
-}
-
-impl Additions {
-    fn is_empty(&self) -> bool {
-        self.env.is_empty() && self.binds.is_empty()
-    }
-}
-
-/// The bundle to hand to libcontainer: `bundle` itself, or, when there is
-/// something to add or a `/dev` bind to rewrite (see [`rewrite_dev_bind`]),
-/// `dir` with an amended `config.json` (with an absolute rootfs path, so the
-/// original rootfs is used).
-// This start-time rewrite moves to build time (issue 10, `redesign-config`)
-// and goes away; until then its JSON indexing stays as it is: a missing key
-// reads as null, and what it writes into are objects of every config.json
-// the build writes.
-#[allow(clippy::indexing_slicing)]
-fn amended_bundle(bundle: &Path, dir: &Path, add: &Additions) -> Result<PathBuf, RuntimeError> {
-    let src = bundle.join("config.json");
-    let data = fs::read(&src).map_err(|source| RuntimeError::ReadBundle {
-        path: src.clone(),
-        source,
-    })?;
-    let mut spec: serde_json::Value =
-        serde_json::from_slice(&data).map_err(|source| RuntimeError::ParseRuntimeJson {
-            path: src.clone(),
-            source,
-        })?;
-    let root = bundle.join(spec["root"]["path"].as_str().unwrap_or("rootfs"));
-    let dev_bind = rewrite_dev_bind(&mut spec, &root);
-    if add.is_empty() && !dev_bind {
-        return Ok(bundle.to_path_buf());
-    }
-    spec["root"]["path"] = serde_json::Value::String(root.display().to_string());
-    if let Some(env) = spec["process"]["env"].as_array_mut() {
-        for e in &add.env {
-            let key = e.split('=').next().unwrap_or("");
-            env.retain(|x| x.as_str().and_then(|x| x.split('=').next()) != Some(key));
-            env.push(serde_json::Value::String(e.clone()));
-        }
-    }
-    if let Some(mounts) = spec["mounts"].as_array_mut() {
-        for (source, destination) in &add.binds {
-            mounts.push(serde_json::json!({
-                "destination": destination, "type": "bind", "source": source,
-                "options": ["rw", "rbind"],
-            }));
-        }
-    }
-    fs::create_dir_all(dir).map_err(|source| RuntimeError::Mkdir {
-        path: dir.into(),
-        source,
-    })?;
-    let out = dir.join("config.json");
-    fs::write(&out, spec.to_string()).map_err(|source| RuntimeError::Mkdir {
-        path: out.clone(),
-        source,
-    })?;
-    Ok(dir.to_path_buf())
-}
-
 /// The name hull-init answers to as the createContainer hook that puts a
-/// bind of the guest's `/dev` in place (see [`rewrite_dev_bind`]).
-pub const DEV_BIND_HOOK: &str = "hull-dev-bind";
+/// bind of the guest's `/dev` in place. The build writes that hook into
+/// the bundle's `config.json` (see `hull-bundle`'s `spec::dev_bind_hook`
+/// for why a bind of `/dev` needs one).
+pub use contract::DEV_BIND_HOOK;
 
-/// A bind mount of the guest's `/dev` onto the container's `/dev` (LinuxKit's
-/// getty and format use `binds: [/dev:/dev]`) cannot be handed to
-/// libcontainer 0.7 as is: after the spec's mounts it always creates the
-/// default device nodes (`mknod /dev/null`, ...) and the `/dev/fd`,
-/// `/dev/stdin`, ..., `/dev/kcore` and `/dev/ptmx` symlinks in the
-/// container's `/dev`, which fails with EEXIST on the guest's devtmpfs
-/// ("failed to prepare rootfs") and would otherwise change the guest's own
-/// `/dev`. runc skips that work when `/dev` is a bind; libcontainer has no
-/// such switch. So the bind is replaced by LinuxKit's default `/dev` tmpfs,
-/// where libcontainer does its work, and a createContainer hook (run by
-/// libcontainer right after preparing the rootfs, in the container's mount
-/// namespace, before pivot_root) mounts the guest's `/dev` over it. Returns
-/// whether the spec was changed.
-// See `amended_bundle` on the indexing.
-#[allow(clippy::indexing_slicing)]
-fn rewrite_dev_bind(spec: &mut serde_json::Value, rootfs: &Path) -> bool {
-    let Some(mounts) = spec["mounts"].as_array_mut() else {
-        return false;
-    };
-    let is_bind = |m: &serde_json::Value| {
-        m["type"] == "bind"
-            || m["options"]
-                .as_array()
-                .is_some_and(|o| o.iter().any(|o| o == "bind" || o == "rbind"))
-    };
-    let Some(m) = mounts
-        .iter_mut()
-        .find(|m| m["destination"] == "/dev" && is_bind(m))
-    else {
-        return false;
-    };
-    let source = m["source"].as_str().unwrap_or("/dev").to_string();
-    let options: Vec<String> = m["options"]
-        .as_array()
-        .map(|o| {
-            o.iter()
-                .filter_map(|o| o.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    *m = serde_json::json!({
-        "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-        "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
-    });
-    // hull-init itself is the hook; the container's mount namespace is a
-    // copy of the guest's until pivot_root, so this path resolves there.
-    let exe = std::env::current_exe()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "/proc/self/exe".into());
-    let mut args = vec![
-        DEV_BIND_HOOK.to_string(),
-        source,
-        rootfs.join("dev").display().to_string(),
-    ];
-    args.extend(options);
-    let hook = serde_json::json!({"path": exe, "args": args});
-    if !spec["hooks"].is_object() {
-        spec["hooks"] = serde_json::json!({});
-    }
-    match spec["hooks"]["createContainer"].as_array_mut() {
-        // First, so that later hooks see the container's real /dev.
-        Some(list) => list.insert(0, hook),
-        None => spec["hooks"]["createContainer"] = serde_json::json!([hook]),
-    }
-    true
-}
-
-/// The createContainer hook of [`rewrite_dev_bind`]: `args` are SOURCE,
+/// The createContainer hook for a bind of `/dev`: `args` are SOURCE,
 /// TARGET and the bind's options. Mounts SOURCE over TARGET (recursively
 /// for `rbind`), read-only for `ro`, with the asked propagation. Returns the
 /// exit code; a failure fails the container's creation, with this message
@@ -459,16 +325,10 @@ impl Runtime {
         Ok(Runtime { state_root })
     }
 
-    /// Creates and starts the container of `bundle` with the given stdio and
-    /// additions. A stale state directory of the same id (a previous run) is
-    /// removed first.
-    pub fn start(
-        &self,
-        id: &str,
-        bundle: &Path,
-        stdio: Stdio,
-        add: &Additions,
-    ) -> Result<Running, RuntimeError> {
+    /// Creates and starts the container of `bundle`, as written, with the
+    /// given stdio. A stale state directory of the same id (a previous run)
+    /// is removed first.
+    pub fn start(&self, id: &str, bundle: &Path, stdio: Stdio) -> Result<Running, RuntimeError> {
         let stale = self.state_root.join(id);
         if stale.exists() {
             if let Ok(mut old) = Container::load(stale.clone()) {
@@ -480,8 +340,6 @@ impl Runtime {
             id: id.to_string(),
             source: Box::new(source),
         };
-        let dir = self.state_root.with_file_name("bundles").join(id);
-        let bundle = amended_bundle(bundle, &dir, add)?;
         let mut container = ContainerBuilder::new(id.to_string(), SyscallType::default())
             .with_root_path(&self.state_root)
             .map_err(create)?
@@ -562,53 +420,5 @@ impl Running {
                 id: self.id.clone(),
                 source: Box::new(source),
             })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn a_dev_bind_becomes_a_tmpfs_and_a_hook() {
-        let mut spec = json!({
-            "mounts": [
-                {"destination": "/dev", "type": "bind", "source": "/dev", "options": ["rw", "rbind", "rshared"]},
-                {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["newinstance"]},
-            ],
-            "hooks": {"createContainer": [{"path": "/bin/other"}]},
-        });
-        assert!(rewrite_dev_bind(&mut spec, Path::new("/b/rootfs")));
-        assert_eq!(spec["mounts"][0]["type"], "tmpfs");
-        assert_eq!(spec["mounts"][0]["destination"], "/dev");
-        assert_eq!(spec["mounts"][1]["type"], "devpts");
-        let hooks = spec["hooks"]["createContainer"].as_array().unwrap();
-        assert_eq!(hooks.len(), 2);
-        assert_eq!(
-            hooks[0]["args"],
-            json!([
-                DEV_BIND_HOOK,
-                "/dev",
-                "/b/rootfs/dev",
-                "rw",
-                "rbind",
-                "rshared"
-            ])
-        );
-        assert_eq!(hooks[1]["path"], "/bin/other");
-    }
-
-    #[test]
-    fn other_dev_mounts_are_left_alone() {
-        for m in [
-            json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}),
-            json!({"destination": "/hostdev", "type": "bind", "source": "/dev", "options": ["rbind"]}),
-        ] {
-            let mut spec = json!({"mounts": [m]});
-            let before = spec.clone();
-            assert!(!rewrite_dev_bind(&mut spec, Path::new("/r")));
-            assert_eq!(spec, before);
-        }
     }
 }

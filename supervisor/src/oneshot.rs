@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use contract::control::ExitStatus;
 use contract::{ContainerRef, ImageJson};
-use runtime::{Additions, SignalNumber};
+use runtime::SignalNumber;
 
 use crate::{uptime, ShutdownKind, Supervisor, SupervisorError};
 
@@ -61,7 +61,7 @@ impl Supervisor {
         self.output.set_console(&c.name, rt.console_log);
         let id = format!("oneshot-{}", c.name);
         let started = Instant::now();
-        let running = self.start_container(&id, &c.name, &bundle, &Additions::default())?;
+        let running = self.start_container(&id, &c.name, &bundle)?;
         self.oneshot = Some((running.pid, None));
         let mut killed = false;
         let exit = loop {

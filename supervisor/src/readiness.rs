@@ -8,10 +8,10 @@ use std::os::unix::net::UnixDatagram;
 
 use nix::sched::CloneFlags;
 
-/// The guest-side directory holding a service's notify socket; it is bound
-/// into the container at [`contract::control::NOTIFY_SOCKET_IN_CONTAINER`]'s folder.
+/// The guest-side directory holding a service's notify socket; the build
+/// binds it into the container at [`contract::control::NOTIFY_SOCKET_IN_CONTAINER`]'s folder.
 pub fn notify_dir(name: &str) -> String {
-    format!("/run/hull/notify/{name}")
+    contract::control::notify_dir(name)
 }
 
 /// Creates the service's notify socket (a datagram socket, as systemd's).

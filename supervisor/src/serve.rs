@@ -3,7 +3,7 @@
 //! is the API's [`Host`] on the real system.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use contract::control::{Inspect, Reply};
 use nix::poll::PollFlags;
@@ -45,15 +45,8 @@ impl Host for SysHost<'_> {
                 .and_then(|d| serde_json::from_slice(&d).ok())
                 .unwrap_or(serde_json::Value::Null)
         };
-        // The spec as the runtime got it: amended (notify socket) when it was.
-        let amended = Path::new("/run/hull/bundles")
-            .join(s.name())
-            .join("config.json");
-        let spec = if amended.exists() {
-            read_json(amended)
-        } else {
-            read_json(s.bundle().join("config.json"))
-        };
+        // The spec as the runtime got it: the bundle's, as the build wrote it.
+        let spec = read_json(s.bundle().join("config.json"));
         let pid = s.pid().map(nix::unistd::Pid::as_raw);
         let mut namespaces = Vec::new();
         if let Some(pid) = pid {

@@ -8,9 +8,9 @@ use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use contract::control::{ExitStatus, ServiceState, NOTIFY_SOCKET_IN_CONTAINER};
+use contract::control::{ExitStatus, ServiceState};
 use contract::{ContainerRef, RestartPolicy, RuntimeJson, READY_MARKER};
-use runtime::{Additions, Running, SignalNumber};
+use runtime::{Running, SignalNumber};
 
 use crate::service::{self, Action, Ctx, Service};
 use crate::table::{Next, ServiceId};
@@ -117,7 +117,8 @@ impl Supervisor {
             s.bundle().to_path_buf(),
             s.runtime().clone(),
         );
-        let mut add = Additions::default();
+        // The bundle binds the socket's folder and sets NOTIFY_SOCKET (the
+        // build wrote both); the socket itself is made anew for each start.
         let mut notify_err = None;
         if s.uses_notify() {
             match readiness::notify_socket(&name) {
@@ -125,13 +126,6 @@ impl Supervisor {
                     if let Some(h) = self.handles.get_mut(&id) {
                         h.notify = Some(sock);
                     }
-                    add.env
-                        .push(format!("NOTIFY_SOCKET={NOTIFY_SOCKET_IN_CONTAINER}"));
-                    let inside = Path::new(NOTIFY_SOCKET_IN_CONTAINER)
-                        .parent()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default();
-                    add.binds.push((readiness::notify_dir(&name), inside));
                 }
                 Err(source) => {
                     notify_err = Some(SupervisorError::Notify {
@@ -145,7 +139,7 @@ impl Supervisor {
             Some(e) => Err(e),
             None => runtime::prepare(&rt)
                 .map_err(SupervisorError::from)
-                .and_then(|_| self.start_container(&name, &name, &bundle, &add)),
+                .and_then(|_| self.start_container(&name, &name, &bundle)),
         };
         self.journal.phase(phase, t0, uptime() - t0);
         let cx = self.cx();
@@ -177,7 +171,6 @@ impl Supervisor {
         id: &str,
         name: &str,
         bundle: &Path,
-        add: &Additions,
     ) -> Result<Running, SupervisorError> {
         let stdio = self
             .output
@@ -186,7 +179,7 @@ impl Supervisor {
                 name: name.to_string(),
                 errno,
             })?;
-        Ok(self.runtime.start(id, bundle, stdio, add)?)
+        Ok(self.runtime.start(id, bundle, stdio)?)
     }
 
     /// SIGKILL to the whole cgroup (so nothing the service forked survives),
