@@ -24,14 +24,16 @@ pub mod load;
 pub mod position;
 pub mod prepare;
 mod raw;
+pub mod runtime_section;
 pub mod schema;
 pub mod suggest;
 pub mod values;
 pub mod yaml;
 
-pub use entry::{IdMapping, ImageEntry, Propagation, RuntimeSection};
+pub use entry::{IdMapping, ImageEntry, Propagation};
 pub use image_map::ImageMap;
 pub use label::{parse_entry, parse_label};
 pub use position::{ConfigError, ConfigErrors, Located, Pos, Problem};
 pub use prepare::{hull_init_reference, is_linuxkit_builtin, load_and_check, Inputs, LoadError};
+pub use runtime_section::RuntimeSection;
 pub use schema::{Config, FileEntry, Kernel, Section, Volume};
