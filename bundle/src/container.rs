@@ -9,7 +9,21 @@ use config::{ImageEntry, Section};
 
 use crate::image::ImageConfig;
 use crate::merge::merge;
-use crate::BundleError;
+
+/// Why a container's bundle cannot be made from its image.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error(
+        "container {name}: the org.mobyproject.config label is not a valid image entry: {message}"
+    )]
+    BadLabel { name: String, message: String },
+    #[error("container {name}: {message}")]
+    BadValue { name: String, message: String },
+    #[error(
+        "container {name}: has no command (neither the YAML, the label nor the image gives one)"
+    )]
+    NoCommand { name: String },
+}
 
 /// `PATH` when neither the YAML nor the image sets one. Not LinuxKit's:
 /// without it the runtime cannot find a bare argv[0].

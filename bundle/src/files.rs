@@ -6,7 +6,15 @@ use std::path::{Path, PathBuf};
 use config::{FileEntry, Located};
 use fstree::{Entry, Tree};
 
-use crate::RootError;
+/// Why a `files` entry cannot be written.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// A mistake in the entry (its `source` cannot be read, ...), at its position.
+    #[error("{0}")]
+    Bad(config::ConfigError),
+    #[error(transparent)]
+    Tree(#[from] fstree::TreeError),
+}
 
 /// Writes every file of `files` into `root`; `metadata` is what a
 /// `metadata: yaml` file holds. Values were checked; what is left to fail
@@ -16,10 +24,10 @@ pub(crate) fn add_files(
     files: &[Located<FileEntry>],
     ids: &BTreeMap<String, u32>,
     metadata: &[u8],
-) -> Result<(), RootError> {
+) -> Result<(), FileError> {
     for f in files {
         let v = &f.value;
-        let bad = |m: String| RootError::File(f.error(&["path"], m));
+        let bad = |m: String| FileError::Bad(f.error(&["path"], m));
         // LinuxKit's defaults: 0600, a directory 0700 (metadata included).
         let mode = match v.mode {
             Some(m) => m.0,

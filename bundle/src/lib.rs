@@ -17,7 +17,7 @@
 //! `files` section's sources, and never the network.
 
 pub mod container;
-mod files;
+pub mod files;
 pub mod image;
 pub mod kernel;
 pub mod merge;
@@ -26,34 +26,8 @@ pub mod root;
 pub mod runtime_json;
 pub mod spec;
 
-pub use container::{bundle_path, Container};
+pub use container::{bundle_path, BundleError, Container};
+pub use files::FileError;
 pub use image::{Image, ImageConfig};
 pub use kernel::{KernelError, KernelFiles};
-pub use root::Root;
-
-/// Why a container's bundle cannot be made from its image.
-#[derive(Debug, thiserror::Error)]
-pub enum BundleError {
-    #[error(
-        "container {name}: the org.mobyproject.config label is not a valid image entry: {message}"
-    )]
-    BadLabel { name: String, message: String },
-    #[error("container {name}: {message}")]
-    BadValue { name: String, message: String },
-    #[error(
-        "container {name}: has no command (neither the YAML, the label nor the image gives one)"
-    )]
-    NoCommand { name: String },
-}
-
-/// Why the root tree cannot be assembled.
-#[derive(Debug, thiserror::Error)]
-pub enum RootError {
-    #[error("no init image provides /sbin/hull-init; add \"@pkg:PATH/pkg/init\" to `init`")]
-    NoInit,
-    /// A `files` entry that cannot be written, at its position.
-    #[error("{0}")]
-    File(config::ConfigError),
-    #[error(transparent)]
-    Tree(#[from] fstree::TreeError),
-}
+pub use root::{Root, RootError};

@@ -16,9 +16,19 @@ use contract::{ContainerRef, ImageJson, IMAGE_JSON_PATH, INIT_PATH};
 use fstree::{Entry, Tree};
 
 use crate::container::Container;
-use crate::files::add_files;
+use crate::files::{add_files, FileError};
 use crate::mount_points::make_mount_points;
-use crate::RootError;
+
+/// Why the root tree cannot be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum RootError {
+    #[error("no init image provides /sbin/hull-init; add \"@pkg:PATH/pkg/init\" to `init`")]
+    NoInit,
+    #[error(transparent)]
+    Files(#[from] FileError),
+    #[error(transparent)]
+    Tree(#[from] fstree::TreeError),
+}
 
 /// A root being assembled: the init images first, then the skeleton, the
 /// kernel modules, the containers, and last the `files` section.

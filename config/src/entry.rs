@@ -12,26 +12,13 @@ use std::num::NonZeroU32;
 
 use contract::{ReadinessCheck, RestartPolicy};
 use oci_spec::runtime::LinuxResources;
-use serde::Deserialize;
 
 use crate::position::Problem;
-use crate::raw::{RawEntry, RawReadiness};
+use crate::raw::{IdMapping, RawEntry, RawReadiness};
 use crate::runtime_section::{read_runtime, RuntimeSection};
 use crate::values::{
     Backoff, Bind, Capabilities, Device, Id, Millis, Mount, Namespace, Rlimit, Signal, Tmpfs,
 };
-
-/// One entry of `uidMappings` / `gidMappings`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IdMapping {
-    #[serde(default, rename = "hostID")]
-    pub host_id: u32,
-    #[serde(default, rename = "containerID")]
-    pub container_id: u32,
-    #[serde(default)]
-    pub size: u32,
-}
 
 /// `rootfsPropagation`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,10 +30,11 @@ pub mod suggest;
 pub mod values;
 pub mod yaml;
 
-pub use entry::{IdMapping, ImageEntry, Propagation};
+pub use entry::{ImageEntry, Propagation};
 pub use image_map::ImageMap;
 pub use label::{parse_entry, parse_label};
 pub use position::{ConfigError, ConfigErrors, Located, Pos, Problem};
 pub use prepare::{hull_init_reference, is_linuxkit_builtin, load_and_check, Inputs, LoadError};
+pub use raw::IdMapping;
 pub use runtime_section::RuntimeSection;
 pub use schema::{Config, FileEntry, Kernel, Section, Volume};

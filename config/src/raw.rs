@@ -180,9 +180,9 @@ pub(crate) struct RawEntry {
     #[serde(default)]
     pub rlimits: Option<Vec<String>>,
     #[serde(default)]
-    pub uid_mappings: Option<Vec<crate::entry::IdMapping>>,
+    pub uid_mappings: Option<Vec<IdMapping>>,
     #[serde(default)]
-    pub gid_mappings: Option<Vec<crate::entry::IdMapping>>,
+    pub gid_mappings: Option<Vec<IdMapping>>,
     #[serde(default)]
     pub annotations: Option<BTreeMap<String, String>>,
     #[serde(default)]
@@ -249,4 +249,17 @@ pub(crate) struct RawTrust {
     #[serde(default)]
     #[allow(dead_code)]
     pub org: Option<Vec<String>>,
+}
+
+/// One entry of `uidMappings` / `gidMappings` (read whole by serde: its
+/// shape is its type).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdMapping {
+    #[serde(default, rename = "hostID")]
+    pub host_id: u32,
+    #[serde(default, rename = "containerID")]
+    pub container_id: u32,
+    #[serde(default)]
+    pub size: u32,
 }

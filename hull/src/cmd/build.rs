@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use bundle::{kernel, Container, Image, ImageConfig, KernelError, KernelFiles, Root, RootError};
+use bundle::{
+    kernel, Container, FileError, Image, ImageConfig, KernelError, KernelFiles, Root, RootError,
+};
 use config::{Config, Pos};
 use serde_json::Value;
 
@@ -171,7 +173,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         }
     }
     let root = root.finish(&cfg.files, &ids).map_err(|e| match e {
-        RootError::File(e) => BadInput::new(e.to_string()).into(),
+        RootError::Files(FileError::Bad(e)) => BadInput::new(e.to_string()).into(),
         e => anyhow::Error::from(e),
     })?;
     write_outputs(&args, &name, &root, &kernel_section, &kernel_files)
